@@ -1,0 +1,207 @@
+"""The model contract: the one interface between neuron models and the simulator.
+
+A *model* describes one neuron. The simulator never sees the ``.neuron``
+language: it only calls the methods below, so a compiled model and a
+hand-written one are interchangeable.
+
+Two levels
+----------
+A subclass implements the **single-neuron** methods, written for one neuron:
+every parameter and state is a scalar, or a 1-D array for vector-valued
+quantities (e.g. 7 dendritic compartments)::
+
+    init(p)                 -> State         initial state
+    dynamics(p, s)          -> State         ds/dt between events
+    spike_condition(p, s)   -> scalar        a spike happens at an upward zero crossing
+    reset(p, s)             -> State         the state right after this neuron spikes
+    receive(p, s, w)        -> State         the state right after input of weights ``w`` arrives
+    observe(p, s)           -> dict          named read-outs (e.g. the membrane voltage)
+    refractory_period(p)    -> scalar        only if ``REFRACTORY``
+
+``p`` is a dict ``{parameter name: value}``, ``s`` a dict ``{state name: value}``
+and ``w`` a dict ``{channel name: summed weight}``. ``receive`` must be affine in
+``w`` so that simultaneous spikes may be summed first (the compiler checks this).
+
+The base class lifts them to a **population** of ``n`` neurons with
+:func:`jax.vmap`; the simulator only uses the population methods
+(:meth:`NeuronModel.initial_state`, :meth:`NeuronModel.vector_field`, ...), in which
+every leaf has a leading axis of size ``n``.
+
+Parameters live in ``self.params`` (one array per parameter, leading axis
+``n``), so a population is an ``equinox.Module`` and thus a PyTree: ``jit``,
+``vmap`` and ``grad`` work on it directly. Which parameters a training loop
+should update is given by ``LEARNABLE``.
+
+Refractoriness is metadata: while a neuron is refractory (for
+``refractory_period(p)`` after its spike) the simulator holds the states named
+in ``CLAMPED`` fixed, drops its input and, if ``GUARDED`` is set, ignores its spike
+condition.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+State = dict[str, Any]
+
+
+class StateSpec(NamedTuple):
+    """A state variable: ``shape`` is ``()`` for a scalar, ``(k,)`` for a vector."""
+
+    name: str
+    shape: tuple[int, ...] = ()
+    unit: str = ""
+
+
+class ParamSpec(NamedTuple):
+    """A parameter with its default (a float, or a tuple of floats for a vector)."""
+
+    name: str
+    default: float | tuple[float, ...]
+    shape: tuple[int, ...] = ()
+    learnable: bool = False
+    unit: str = ""
+
+
+class ChannelSpec(NamedTuple):
+    """A weight channel of the input rule (``on input(w_u, w_r)``)."""
+
+    name: str
+    shape: tuple[int, ...] = ()
+
+
+class NeuronModel(eqx.Module):
+    """Base class of every neuron model; one instance is a population of ``n`` neurons.
+
+    Build one with :meth:`create`::
+
+        pop = LIF.create(50, tau_mem=jnp.linspace(10, 30, 50), bias=0.1)
+
+    Subclasses set the class variables and implement the single-neuron methods.
+    """
+
+    params: dict[str, jax.Array]
+
+    NAME: ClassVar[str] = "model"
+    DOC: ClassVar[str] = ""
+    STATES: ClassVar[tuple[StateSpec, ...]] = ()
+    PARAMETERS: ClassVar[tuple[ParamSpec, ...]] = ()
+    CHANNELS: ClassVar[tuple[ChannelSpec, ...]] = (ChannelSpec("w"),)
+    OBSERVABLES: ClassVar[tuple[str, ...]] = ()
+    SPIKING: ClassVar[bool] = True
+    REFRACTORY: ClassVar[bool] = False
+    GUARDED: ClassVar[bool] = False
+    CLAMPED: ClassVar[tuple[str, ...]] = ()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def create(cls, n: int, dtype=None, **overrides) -> "NeuronModel":
+        """A population of ``n`` neurons with defaults, overridden by ``overrides``.
+
+        Each override is a scalar (same for all neurons), an array of shape
+        ``(n,)`` (one per neuron), or for a vector parameter of shape ``(k,)``
+        one of ``(k,)`` or ``(n, k)``.
+        """
+        specs = {p.name: p for p in cls.PARAMETERS}
+        unknown = sorted(set(overrides) - set(specs))
+        if unknown:
+            raise TypeError(
+                f"{cls.NAME}: unknown parameter(s) {', '.join(unknown)}; "
+                f"parameters are: {', '.join(specs) or '(none)'}"
+            )
+        dtype = dtype or jnp.result_type(float)
+        params = {}
+        for name, spec in specs.items():
+            value = overrides.get(name, spec.default)
+            params[name] = _broadcast_param(cls.NAME, name, value, n, spec.shape, dtype)
+        return cls(params=params)
+
+    @property
+    def n(self) -> int:
+        """Number of neurons in the population."""
+        for value in self.params.values():
+            return int(value.shape[0])
+        raise ValueError(f"{self.NAME}: a model with no parameters has no population size")
+
+    @classmethod
+    def state_names(cls) -> tuple[str, ...]:
+        return tuple(s.name for s in cls.STATES)
+
+    @classmethod
+    def learnable_names(cls) -> tuple[str, ...]:
+        return tuple(p.name for p in cls.PARAMETERS if p.learnable)
+
+    # ------------------------------------------------- single-neuron contract
+    def init(self, p: Mapping[str, Any]) -> State:
+        raise NotImplementedError
+
+    def dynamics(self, p: Mapping[str, Any], s: State) -> State:
+        raise NotImplementedError
+
+    def spike_condition(self, p: Mapping[str, Any], s: State):
+        raise NotImplementedError
+
+    def reset(self, p: Mapping[str, Any], s: State) -> State:
+        return dict(s)
+
+    def receive(self, p: Mapping[str, Any], s: State, w: Mapping[str, Any]) -> State:
+        raise NotImplementedError
+
+    def observe(self, p: Mapping[str, Any], s: State) -> dict[str, Any]:
+        return {}
+
+    def refractory_period(self, p: Mapping[str, Any]):
+        return jnp.zeros(())
+
+    # ------------------------------------------------ population (vmapped)
+    def initial_state(self) -> State:
+        """Initial state of every neuron: leaves of shape ``(n, *shape)``."""
+        return jax.vmap(self.init)(self.params)
+
+    def vector_field(self, state: State) -> State:
+        """Time derivative of the population state between events."""
+        return jax.vmap(self.dynamics)(self.params, state)
+
+    def spike_conditions(self, state: State) -> jax.Array:
+        """Shape ``(n,)``: neuron ``j`` spikes where entry ``j`` crosses zero upwards."""
+        return jax.vmap(self.spike_condition)(self.params, state)
+
+    def apply_reset(self, state: State, spiked: jax.Array) -> State:
+        """Reset the neurons where the boolean mask ``spiked`` (shape ``(n,)``) is set."""
+        after = jax.vmap(self.reset)(self.params, state)
+        return {k: _select(spiked, after[k], v) for k, v in state.items()}
+
+    def apply_input(self, state: State, weights: Mapping[str, jax.Array]) -> State:
+        """Deliver summed input weights (one ``(n, *shape)`` array per channel)."""
+        return jax.vmap(self.receive)(self.params, state, dict(weights))
+
+    def observables(self, state: State) -> dict[str, jax.Array]:
+        return jax.vmap(self.observe)(self.params, state)
+
+    def refractory_periods(self) -> jax.Array:
+        return jax.vmap(self.refractory_period)(self.params)
+
+
+def _select(mask, new, old):
+    mask = jnp.reshape(mask, mask.shape + (1,) * (jnp.ndim(old) - jnp.ndim(mask)))
+    return jnp.where(mask, new, old)
+
+
+def _broadcast_param(model, name, value, n, shape, dtype):
+    arr = jnp.asarray(value, dtype=dtype)
+    target = (n, *shape)
+    if arr.shape == target:
+        return arr
+    if arr.ndim == 0 or arr.shape == tuple(shape):
+        return jnp.broadcast_to(arr, target)
+    if shape and arr.shape == (n,):
+        return jnp.broadcast_to(arr[:, None], target)
+    raise ValueError(
+        f"{model}: parameter '{name}' has shape {tuple(np.shape(value))}; "
+        f"expected a scalar, {tuple(shape) or '()'} or {target}"
+    )
