@@ -1,0 +1,741 @@
+"""AST -> SymPy IR: name resolution, shapes, units and rule checks, in one pass.
+
+:func:`check` collects every problem before giving up, one diagnostic per root
+cause: an undefined name is reported once (where first used), and an
+expression that already produced an error is not checked for units, so one
+typo never cascades into a page of errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy as sp
+
+from ..language import ast
+from ..language.diagnostics import CompileError, Diagnostic, Span, did_you_mean
+from . import units as U
+from .functions import BUILTINS, CONSTANTS, vsum
+from .ir import ChannelIR, ModelIR, ParamIR, StateIR
+from .simplify import linear_blocks, simplify_safe
+
+MAX_VECTOR = 4096
+
+# kinds of names
+STATE, PARAM, CONST, ALIAS, CHANNEL = "state", "parameter", "constant", "alias", "weight channel"
+
+
+@dataclass
+class Info:
+    kind: str
+    span: Span
+    shape: tuple[int, ...] = ()
+    dim: U.Dim | None = U.DIMENSIONLESS
+    value: object = None  # constants: sympy number; aliases: expression
+
+
+class _Failed(Exception):
+    """Raised inside an expression once it produced a diagnostic."""
+
+
+@dataclass
+class Typed:
+    expr: sp.Basic
+    dim: U.Dim | None  # None: a bare number, which adapts in sums and comparisons
+    shape: tuple[int, ...]
+    boolean: bool = False
+
+
+def sym(name: str) -> sp.Symbol:
+    return sp.Symbol(name, real=True)
+
+
+class Checker:
+    def __init__(self, model: ast.Model, source: str | None, filename: str):
+        self.m = model
+        self.source = source
+        self.filename = filename
+        self.diags: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+        self.names: dict[str, Info] = {}
+        self.reported_undefined: set[str] = set()
+        self.used: set[str] = set()
+        self.alias_typed: dict[str, Typed] = {}
+        self.rewrites: list[str] = []
+
+    # ---------------------------------------------------------------- utils
+    def error(self, code, message, span, hint=None):
+        self.diags.append(Diagnostic(code, message, span, hint))
+
+    def declare(self, name, kind, span, **kw) -> bool:
+        if name.startswith("_"):
+            self.error("E011", f"invalid name '{name}': names may not start with '_'", span,
+                       "names are letters, digits and '_', starting with a letter")
+            return False
+        if name in CONSTANTS:
+            self.error("E010", f"'{name}' is a built-in constant and cannot be redefined", span)
+            return False
+        if name in self.names:
+            prev = self.names[name]
+            self.error("E010", f"'{name}' is already defined as a {prev.kind}", span,
+                       f"first defined at line {prev.span.line}")
+            return False
+        self.names[name] = Info(kind, span, **kw)
+        return True
+
+    def size(self, size: ast.Size | None) -> tuple[int, ...] | None:
+        if size is None:
+            return ()
+        value = size.value
+        if isinstance(value, str):
+            info = self.names.get(value)
+            if info is None or info.kind != CONST:
+                self.error("E028", f"vector length '{value}' is not a constant", size.span,
+                           did_you_mean(value, [n for n, i in self.names.items() if i.kind == CONST])
+                           or "declare it under 'constants:'")
+                return None
+            value = info.value
+            if not (value.is_Integer or (value.is_Float and float(value).is_integer())):
+                self.error("E028", f"vector length '{size.value}' = {value} is not an integer", size.span)
+                return None
+            value = int(value)
+        if not 1 <= value <= MAX_VECTOR:
+            self.error("E028", f"vector length {value} is not between 1 and {MAX_VECTOR}", size.span)
+            return None
+        return (value,)
+
+    # ------------------------------------------------------- expressions
+    def expr(self, e: ast.Expr, allowed: set[str], ctx: str) -> Typed:
+        """Type an expression; raises _Failed after reporting a problem."""
+        if isinstance(e, ast.Number):
+            return Typed(sp.Float(e.value) if _is_fractional(e.text) else sp.Integer(int(e.value)),
+                         None, ())
+        if isinstance(e, ast.Quantity):
+            scale, dim = self.unit(e.unit, e.unit_span)
+            return Typed(sp.Float(float(_exact(e.text) * scale)), dim, ())
+        if isinstance(e, ast.Name):
+            return self.name(e, allowed, ctx)
+        if isinstance(e, ast.RefractoryFlag):
+            self.error("E026", "'refractory' may only appear as 'and not refractory' in the spike condition",
+                       e.span)
+            raise _Failed
+        if isinstance(e, ast.Neg):
+            t = self.expr(e.operand, allowed, ctx)
+            self.numeric(t, e.operand.span)
+            return Typed(-t.expr if e.op == "-" else t.expr, t.dim, t.shape)
+        if isinstance(e, ast.Binary):
+            return self.binary(e, allowed, ctx)
+        if isinstance(e, ast.Call):
+            return self.call(e, allowed, ctx)
+        if isinstance(e, ast.Compare):
+            a, b = self.both(e.left, e.right, allowed, ctx)
+            self.numeric(a, e.left.span)
+            self.numeric(b, e.right.span)
+            self.same_dim(a, b, e.span, f"both sides of '{e.op}'")
+            shape = self.broadcast(a, b, e.span)
+            rel = {">=": sp.Ge, "<=": sp.Le, ">": sp.Gt, "<": sp.Lt, "==": sp.Eq, "!=": sp.Ne}[e.op]
+            return Typed(rel(a.expr, b.expr, evaluate=False), U.DIMENSIONLESS, shape, True)
+        if isinstance(e, ast.BoolOp):
+            a, b = self.both(e.left, e.right, allowed, ctx)
+            for t, sub in ((a, e.left), (b, e.right)):
+                self.boolean(t, sub.span)
+            op = sp.And if e.op == "and" else sp.Or
+            return Typed(op(a.expr, b.expr), U.DIMENSIONLESS, self.broadcast(a, b, e.span), True)
+        if isinstance(e, ast.Not):
+            t = self.expr(e.operand, allowed, ctx)
+            self.boolean(t, e.operand.span)
+            return Typed(sp.Not(t.expr), U.DIMENSIONLESS, t.shape, True)
+        if isinstance(e, ast.Piecewise):
+            c = self.expr(e.cond, allowed, ctx)
+            self.boolean(c, e.cond.span)
+            a, b = self.both(e.then, e.otherwise, allowed, ctx)
+            self.numeric(a, e.then.span)
+            self.numeric(b, e.otherwise.span)
+            dim = self.same_dim(a, b, e.span, "both branches of 'if'")
+            shape = self.broadcast(Typed(None, None, self.broadcast(a, c, e.span)), b, e.span)
+            return Typed(sp.Piecewise((a.expr, c.expr), (b.expr, True)), dim, shape)
+        if isinstance(e, ast.VectorLiteral):
+            self.error("E002", "a vector literal [...] may only be a parameter default or initial value",
+                       e.span)
+            raise _Failed
+        raise AssertionError(type(e))  # pragma: no cover
+
+    def both(self, left, right, allowed, ctx):
+        """Type two operands, reporting problems in both before failing."""
+        results, failed = [], False
+        for sub in (left, right):
+            try:
+                results.append(self.expr(sub, allowed, ctx))
+            except _Failed:
+                failed = True
+        if failed:
+            raise _Failed
+        return results
+
+    def name(self, e: ast.Name, allowed, ctx) -> Typed:
+        if e.id in CONSTANTS:
+            return Typed(CONSTANTS[e.id], U.DIMENSIONLESS, ())
+        info = self.names.get(e.id)
+        if info is None:
+            if e.id not in self.reported_undefined:
+                self.reported_undefined.add(e.id)
+                hint = did_you_mean(e.id, [n for n, i in self.names.items() if i.kind in allowed])
+                if e.id in BUILTINS:
+                    hint = f"'{e.id}' is a function: call it as {e.id}(...)"
+                self.error("E012", f"undefined name '{e.id}'", e.span, hint)
+            raise _Failed
+        if info.kind not in allowed:
+            if info.kind == CHANNEL:
+                self.error("E031", f"weight channel '{e.id}' can only be used in the 'on input' rule", e.span)
+            else:
+                self.error("E035" if ctx in ("default", "constant", "size") else "E012",
+                           f"{ctx} cannot refer to the {info.kind} '{e.id}'", e.span,
+                           _allowed_hint(allowed))
+            raise _Failed
+        self.used.add(e.id)
+        if info.kind == CONST:
+            return Typed(info.value, info.dim, ())
+        if info.kind == ALIAS:
+            t = self.alias_typed.get(e.id)
+            if t is None:
+                raise _Failed  # the alias itself had an error, already reported
+            return t
+        return Typed(sym(e.id), info.dim, info.shape)
+
+    def binary(self, e: ast.Binary, allowed, ctx) -> Typed:
+        a, b = self.both(e.left, e.right, allowed, ctx)
+        self.numeric(a, e.left.span)
+        self.numeric(b, e.right.span)
+        shape = self.broadcast(a, b, e.span)
+        if e.op in "+-":
+            dim = self.same_dim(a, b, e.span, f"the operands of '{e.op}'")
+            return Typed(a.expr + b.expr if e.op == "+" else a.expr - b.expr, dim, shape)
+        if e.op == "*":
+            return Typed(a.expr * b.expr, _mul(a.dim, b.dim, U.mul), shape)
+        if e.op == "/":
+            return Typed(a.expr / b.expr, _mul(a.dim, b.dim, U.div), shape)
+        # power
+        if b.dim not in (None, U.DIMENSIONLESS):
+            self.error("E021", f"an exponent must be dimensionless, not {U.format_dim(b.dim)}", e.right.span)
+            raise _Failed
+        dim = a.dim
+        if a.dim not in (None, U.DIMENSIONLESS):
+            if not b.expr.is_number:
+                self.error("E021", "a quantity with a unit can only be raised to a constant power",
+                           e.right.span)
+                raise _Failed
+            dim = U.power(a.dim, Fraction(str(sp.nsimplify(b.expr))))
+        return Typed(a.expr ** b.expr, dim, shape)
+
+    def call(self, e: ast.Call, allowed, ctx) -> Typed:
+        fn = BUILTINS.get(e.func)
+        if fn is None:
+            hint = did_you_mean(e.func, BUILTINS)
+            if e.func in self.names:
+                hint = f"'{e.func}' is a {self.names[e.func].kind}, not a function"
+            self.error("E019", f"unknown function '{e.func}'", e.func_span,
+                       hint or f"functions are: {', '.join(sorted(BUILTINS))}")
+            raise _Failed
+        n = len(e.args)
+        if n < fn.min_args or (fn.max_args is not None and n > fn.max_args):
+            want = (f"{fn.min_args}" if fn.max_args == fn.min_args else
+                    f"at least {fn.min_args}" if fn.max_args is None else f"{fn.min_args} to {fn.max_args}")
+            self.error("E020", f"{e.func}() takes {want} argument{'s' if want != '1' else ''}, got {n}", e.span)
+            raise _Failed
+        args, failed = [], False
+        for a in e.args:
+            try:
+                t = self.expr(a, allowed, ctx)
+                self.numeric(t, a.span)
+                args.append(t)
+            except _Failed:
+                failed = True
+        if failed:
+            raise _Failed
+        shape = ()
+        for t, a in zip(args, e.args):
+            shape = self.broadcast(Typed(None, None, shape), t, a.span)
+        exprs = [t.expr for t in args]
+        if fn.units == "dimensionless":
+            for t, a in zip(args, e.args):
+                if t.dim not in (None, U.DIMENSIONLESS):
+                    self.error("E021", f"the argument of {e.func}() must be dimensionless, "
+                                       f"not {U.format_dim(t.dim)}", a.span,
+                               "divide by a quantity of the same unit")
+                    raise _Failed
+            return Typed(fn.build(*exprs), U.DIMENSIONLESS, shape)
+        if fn.units == "sqrt":
+            dim = None if args[0].dim is None else U.power(args[0].dim, Fraction(1, 2))
+            return Typed(fn.build(*exprs), dim, shape)
+        if fn.units == "vector-sum":
+            if args[0].shape == ():
+                self.error("E023", "sum() needs a vector argument", e.args[0].span)
+                raise _Failed
+            return Typed(vsum(exprs[0]), args[0].dim, ())
+        dim = args[0].dim
+        for t, a in zip(args[1:], e.args[1:]):
+            dim = self.same_dim(Typed(None, dim, ()), t, a.span, f"the arguments of {e.func}()")
+        return Typed(fn.build(*exprs), dim, shape)
+
+    def unit(self, text: str, span: Span):
+        try:
+            return U.parse_unit(text)
+        except U.UnitError as exc:
+            self.error("E022", f"unknown unit '{exc}' in '{text}'", span,
+                       "units: s ms us V mV A nA pA S mS uS nS F uF nF pF Ohm kOhm MOhm Hz; "
+                       "write 'x / tau' with spaces to divide by a name")
+            raise _Failed from None
+
+    def numeric(self, t: Typed, span):
+        if t.boolean:
+            self.error("E030", "a condition is used where a number is expected", span)
+            raise _Failed
+
+    def boolean(self, t: Typed, span):
+        if not t.boolean:
+            self.error("E030", "a number is used where a condition is expected", span,
+                       "compare it, e.g. 'x > 0'")
+            raise _Failed
+
+    def same_dim(self, a: Typed, b: Typed, span, what):
+        if a.dim is None:
+            return b.dim
+        if b.dim is None or a.dim == b.dim:
+            return a.dim
+        self.error("E021", f"unit mismatch: {what} have units {U.format_dim(a.dim)} and {U.format_dim(b.dim)}",
+                   span)
+        raise _Failed
+
+    def broadcast(self, a: Typed, b: Typed, span):
+        if a.shape == b.shape or not b.shape:
+            return a.shape
+        if not a.shape:
+            return b.shape
+        self.error("E023", f"vector lengths differ: {a.shape[0]} and {b.shape[0]}", span)
+        raise _Failed
+
+    # --------------------------------------------------------- the model
+    def run(self) -> ModelIR:
+        m = self.m
+        # constants, in order (each may use earlier ones)
+        for c in m.constants:
+            try:
+                t = self.expr(c.value, {CONST}, "a constant")
+                value = sp.nsimplify(t.expr) if t.expr.is_number else None
+                if value is None or not t.expr.is_number:
+                    self.error("E035", f"constant '{c.name}' is not a number", c.value.span)
+                    raise _Failed
+                if not sp.Float(t.expr).is_finite:
+                    self.error("E029", f"constant '{c.name}' is not finite", c.value.span)
+                    raise _Failed
+                self.declare(c.name, CONST, c.name_span, dim=t.dim or U.DIMENSIONLESS, value=t.expr)
+            except _Failed:
+                self.names.setdefault(c.name, Info(CONST, c.name_span, value=sp.Integer(1)))
+        params = self.parameters()
+        states = self.states_decl()
+        channels = self.channels()
+        self.aliases_check()
+        dynamics = self.odes()
+        spike, guarded = self.spike()
+        refractory, clamped = self.refractory(guarded)
+        reset = self.rule(m.reset.assignments if m.reset else (), "reset", {STATE, PARAM, ALIAS, CONST})
+        receive = self.rule(m.input.assignments if m.input else (), "on input",
+                            {STATE, PARAM, ALIAS, CONST, CHANNEL})
+        self.affine_in_weights(receive, channels)
+        observables = self.observe()
+        if not m.states and not self.diags:
+            self.error("E033", f"neuron '{m.name}' declares no state", m.name_span,
+                       "add a 'state:' section with at least one variable")
+        if self.diags:
+            raise CompileError(self.diags, self.source, self.filename, self.warnings)
+        for p in m.parameters:
+            if p.name not in self.used:
+                self.warnings.append(Diagnostic("W001", f"parameter '{p.name}' is never used", p.name_span))
+        state_names = [s.name for s in states]
+        for s in m.states:
+            if s.name in dynamics or s.name in reset or s.name in receive:
+                continue
+            self.warnings.append(Diagnostic("W002", f"state '{s.name}' never changes (no equation, "
+                                                    "reset or input rule)", s.name_span))
+        digest = hashlib.sha256((self.source or "").encode("utf-8", "surrogatepass")).hexdigest()
+        dyn = {k: simplify_safe(v, self.rewrites) for k, v in dynamics.items()}
+        return ModelIR(
+            name=m.name, doc=m.doc, filename=self.filename, source_sha256=digest,
+            states=states, params=params, channels=channels,
+            aliases={k: v.expr for k, v in self.alias_typed.items()},
+            dynamics=dyn,
+            spike=None if spike is None else simplify_safe(spike, self.rewrites),
+            guarded=guarded, refractory=refractory, clamped=clamped,
+            reset={k: simplify_safe(v, self.rewrites) for k, v in reset.items()},
+            receive={k: simplify_safe(v, self.rewrites) for k, v in receive.items()},
+            observables={k: simplify_safe(v, self.rewrites) for k, v in observables.items()},
+            linear_blocks=linear_blocks(dyn, state_names, [p.name for p in params]),
+            rewrites=self.rewrites,
+        )
+
+    def parameters(self) -> list[ParamIR]:
+        out = []
+        for p in self.m.parameters:
+            shape = self.size(p.size)
+            if p.default is None:
+                self.error("E015", f"parameter '{p.name}' has no default value", p.span,
+                           f"write '{p.name} = <value>'")
+                self.declare(p.name, PARAM, p.name_span, shape=shape or ())
+                continue
+            try:
+                value, dim = self.constant_value(p.default, shape, f"parameter '{p.name}'")
+            except _Failed:
+                self.declare(p.name, PARAM, p.name_span, shape=shape or (), dim=None)
+                continue
+            if self.declare(p.name, PARAM, p.name_span, shape=shape or (), dim=dim) and shape is not None:
+                out.append(ParamIR(p.name, shape, value, p.learnable, U.format_dim(dim)))
+        return out
+
+    def constant_value(self, e: ast.Expr, shape, what):
+        """A parameter default: a constant number or vector literal, in canonical units."""
+        if isinstance(e, ast.VectorLiteral):
+            scale, dim = (1.0, U.DIMENSIONLESS) if e.unit is None else self.unit(e.unit, e.unit_span)
+            values = []
+            for el in e.elements:
+                t = self.expr(el, {CONST}, "a default value")
+                if not t.expr.is_number:
+                    self.error("E035", f"the default of {what} must be a constant", el.span)
+                    raise _Failed
+                values.append(float(sp.nsimplify(t.expr, rational=True) * sp.Rational(scale)))
+                if t.dim is not None and e.unit is None:
+                    dim = t.dim
+            if not shape:
+                self.error("E034", f"{what} is a scalar but its default is a vector", e.span,
+                           "declare its length, e.g. name[N] = [...]")
+                raise _Failed
+            if shape and len(values) != shape[0]:
+                self.error("E023", f"{what} has length {shape[0]} but {len(values)} values are given", e.span)
+                raise _Failed
+            return tuple(values), dim
+        t = self.expr(e, {CONST}, "a default value")
+        if not t.expr.is_number:
+            self.error("E035", f"the default of {what} must be a constant", e.span)
+            raise _Failed
+        value = complex(sp.N(t.expr))
+        if value.imag != 0 or not abs(value.real) < float("inf"):
+            self.error("E029", f"the default of {what} is not a finite real number", e.span)
+            raise _Failed
+        return value.real, (t.dim or U.DIMENSIONLESS)
+
+    def states_decl(self) -> list[StateIR]:
+        out = []
+        for s in self.m.states:
+            shape = self.size(s.size)
+            if s.init is None:
+                self.error("E014", f"state '{s.name}' has no initial value", s.span,
+                           f"write '{s.name} = <value>'")
+                self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=None)
+                continue
+            try:
+                if isinstance(s.init, ast.VectorLiteral):
+                    values, dim = self.constant_value(s.init, shape, f"state '{s.name}'")
+                    init, tshape = sp.ImmutableDenseNDimArray(values), shape
+                else:
+                    t = self.expr(s.init, {PARAM, CONST}, "an initial value")
+                    self.numeric(t, s.init.span)
+                    init, dim, tshape = t.expr, t.dim or U.DIMENSIONLESS, t.shape
+                    if shape is not None:
+                        if tshape and tshape != shape:
+                            self.error("E023", f"state '{s.name}' has length {shape[0] if shape else 1} but "
+                                               f"its initial value has length {tshape[0]}", s.init.span)
+                            raise _Failed
+                        if tshape and not shape:
+                            self.error("E034", f"state '{s.name}' is a scalar but its initial value is a "
+                                               "vector", s.init.span)
+                            raise _Failed
+            except _Failed:
+                self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=None)
+                continue
+            if self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=dim) and shape is not None:
+                out.append(StateIR(s.name, shape, U.format_dim(dim), init))
+        return out
+
+    def channels(self) -> list[ChannelIR]:
+        out = []
+        if self.m.input is None:
+            return out
+        for c in self.m.input.channels:
+            shape = self.size(c.size)
+            if self.declare(c.name, CHANNEL, c.span, shape=shape or (), dim=None) and shape is not None:
+                out.append(ChannelIR(c.name, shape))
+        return out
+
+    def aliases_check(self):
+        aliases = [e for e in self.m.equations if isinstance(e, ast.Alias)]
+        for a in aliases:
+            self.declare(a.name, ALIAS, a.name_span)
+        # dependency order; a cycle is one error at the alias that closes it
+        deps = {a.name: {n.id for n in ast.walk(a.expr) if isinstance(n, ast.Name)} for a in aliases}
+        by_name = {a.name: a for a in aliases}
+        order, state, in_cycle = [], {}, set()
+        for a in aliases:
+            stack = [(a.name, iter(sorted(deps[a.name] & by_name.keys())))]
+            if a.name in state:
+                continue
+            state[a.name] = "active"
+            path = [a.name]
+            while stack:
+                node, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    path.pop()
+                    state[node] = "done"
+                    order.append(node)
+                    continue
+                if state.get(nxt) == "active":
+                    cycle = path[path.index(nxt):] + [nxt]
+                    if not in_cycle & set(cycle):
+                        self.error("E017", f"aliases depend on each other in a cycle: {' -> '.join(cycle)}",
+                                   by_name[nxt].name_span, "one of them must not use the other")
+                    in_cycle.update(cycle)
+                elif nxt not in state:
+                    state[nxt] = "active"
+                    path.append(nxt)
+                    stack.append((nxt, iter(sorted(deps[nxt] & by_name.keys()))))
+        for name in order:
+            if name in in_cycle:
+                continue
+            a = by_name[name]
+            try:
+                t = self.expr(a.expr, {STATE, PARAM, CONST, ALIAS}, "an alias")
+                self.numeric(t, a.expr.span)
+                self.alias_typed[name] = t
+                self.names[name].shape, self.names[name].dim = t.shape, t.dim
+            except _Failed:
+                pass
+
+    def odes(self) -> dict[str, sp.Expr]:
+        out = {}
+        for e in self.m.equations:
+            if not isinstance(e, ast.ODE):
+                continue
+            info = self.names.get(e.name)
+            if info is None or info.kind != STATE:
+                what = f"the {info.kind} '{e.name}'" if info else f"'{e.name}', which is not declared"
+                self.error("E013", f"differential equation for {what}", e.name_span,
+                           did_you_mean(e.name, [n for n, i in self.names.items() if i.kind == STATE])
+                           or "declare it under 'state:'")
+                continue
+            if e.name in out:
+                self.error("E010", f"a second equation for {e.name}'", e.name_span)
+                continue
+            try:
+                t = self.expr(e.expr, {STATE, PARAM, CONST, ALIAS}, "an equation")
+                self.numeric(t, e.expr.span)
+                self.fits(t, info, e.expr.span, f"{e.name}'")
+                if info.dim is not None and t.dim is not None and t.dim != U.div(info.dim, U.TIME):
+                    self.error("E021", f"unit mismatch: {e.name}' has unit {U.format_dim(U.div(info.dim, U.TIME))} "
+                                       f"but the right-hand side has {U.format_dim(t.dim)}", e.expr.span)
+                    continue
+                out[e.name] = t.expr
+            except _Failed:
+                out[e.name] = sp.Integer(0)
+        return out
+
+    def fits(self, t: Typed, info: Info, span, what):
+        if t.shape and info.shape != t.shape:
+            if not info.shape:
+                self.error("E034", f"{what} is a scalar but the value is a vector", span)
+            else:
+                self.error("E023", f"{what} has length {info.shape[0]} but the value has length {t.shape[0]}",
+                           span)
+            raise _Failed
+
+    def spike(self):
+        sp_stmt = self.m.spike
+        if sp_stmt is None:
+            return None, False
+        cond, guarded = sp_stmt.condition, False
+        if isinstance(cond, ast.BoolOp) and cond.op == "and":
+            parts = [cond.left, cond.right]
+            flags = [p for p in parts if isinstance(p, ast.Not) and isinstance(p.operand, ast.RefractoryFlag)]
+            if len(flags) == 1:
+                guarded = True
+                cond = next(p for p in parts if p is not flags[0])
+            else:
+                self.error("E026", "the only guard a spike condition may have is 'and not refractory'",
+                           cond.span, "a spike is the upward crossing of one inequality, e.g. 'v >= v_th'")
+                return None, False
+        elif isinstance(cond, (ast.BoolOp, ast.Not)):
+            self.error("E026", "the only guard a spike condition may have is 'and not refractory'", cond.span)
+            return None, False
+        if not isinstance(cond, ast.Compare) or cond.op in ("==", "!="):
+            self.error("E018", "the spike condition must be an inequality such as 'v >= v_th'", cond.span,
+                       "spikes are found by root-finding the crossing of lhs - rhs")
+            return None, False
+        try:
+            t = self.expr(cond, {STATE, PARAM, CONST, ALIAS}, "the spike condition")
+        except _Failed:
+            return None, guarded
+        if t.shape:
+            self.error("E034", "the spike condition must be a scalar (use sum() or max() over a vector)",
+                       cond.span)
+            return None, guarded
+        lhs, rhs = t.expr.lhs, t.expr.rhs
+        value = lhs - rhs if cond.op in (">=", ">") else rhs - lhs
+        if guarded and self.m.refractory is None:
+            self.error("E027", "'not refractory' is used but no refractory period is declared",
+                       sp_stmt.condition.span, "add e.g. 'refractory 2 ms'")
+        return value, guarded
+
+    def refractory(self, guarded):
+        r = self.m.refractory
+        if r is None:
+            return None, ()
+        clamped = []
+        for name, span in r.clamped:
+            info = self.names.get(name)
+            if info is None or info.kind != STATE:
+                self.error("E016", f"only states can be clamped; '{name}' is "
+                                   f"{'a ' + info.kind if info else 'not declared'}", span,
+                           did_you_mean(name, [n for n, i in self.names.items() if i.kind == STATE]))
+            else:
+                clamped.append(name)
+        if self.m.spike is None:
+            self.error("E027", "a refractory period needs a spike condition", r.span)
+        try:
+            t = self.expr(r.duration, {PARAM, CONST}, "the refractory period")
+            self.numeric(t, r.duration.span)
+            if t.dim not in (None, U.TIME, U.DIMENSIONLESS):
+                self.error("E021", f"the refractory period has unit {U.format_dim(t.dim)}, expected a time",
+                           r.duration.span)
+                raise _Failed
+            if t.shape:
+                self.error("E034", "the refractory period must be a scalar", r.duration.span)
+                raise _Failed
+            return t.expr, tuple(clamped)
+        except _Failed:
+            return None, tuple(clamped)
+
+    def rule(self, assignments, where, allowed) -> dict[str, sp.Expr]:
+        out: dict[str, sp.Expr] = {}
+        spans: dict[str, Span] = {}
+        for a in assignments:
+            info = self.names.get(a.target)
+            if info is None or info.kind != STATE:
+                what = f"the {info.kind} '{a.target}'" if info else f"'{a.target}', which is not declared"
+                self.error("E016", f"'{where}' assigns to {what}; only states can change", a.target_span,
+                           did_you_mean(a.target, [n for n, i in self.names.items() if i.kind == STATE]))
+                continue
+            if a.target in spans:
+                self.error("E025", f"'{a.target}' is assigned twice in '{where}'", a.target_span,
+                           f"first assigned at line {spans[a.target].line}; combine the two")
+                continue
+            spans[a.target] = a.target_span
+            try:
+                t = self.expr(a.expr, allowed, f"the '{where}' rule")
+                self.numeric(t, a.expr.span)
+                self.fits(t, info, a.expr.span, f"'{a.target}'")
+                if info.dim is not None and t.dim is not None and t.dim != info.dim:
+                    self.error("E021", f"unit mismatch: '{a.target}' has unit {U.format_dim(info.dim)} but the "
+                                       f"value has {U.format_dim(t.dim)}", a.expr.span)
+                    continue
+            except _Failed:
+                continue
+            old = sym(a.target)
+            out[a.target] = {"=": t.expr, "+=": old + t.expr, "-=": old - t.expr}[a.op]
+        return out
+
+    def affine_in_weights(self, receive, channels):
+        ws = [sym(c.name) for c in channels]
+        if not self.m.input:
+            return
+        spans = {a.target: a.expr.span for a in self.m.input.assignments}
+        for target, expr in receive.items():
+            for i, wi in enumerate(ws):
+                for wj in ws[i:]:
+                    if sp.simplify(sp.diff(expr, wi, wj)) != 0:
+                        self.error("E024", f"the input rule for '{target}' is not affine in the weights "
+                                           f"({wi} and {wj} interact)" if wi != wj else
+                                           f"the input rule for '{target}' is not affine in the weight '{wi}'",
+                                   spans[target], "simultaneous spikes are summed before the rule is applied, "
+                                                  "so the rule must be of the form a + b*w")
+                        break
+                else:
+                    continue
+                break
+
+    def observe(self) -> dict[str, sp.Expr]:
+        out = {}
+        if self.m.observables is None:
+            return {s.name: sym(s.name) for s in self.m.states if s.name in self.names}
+        seen = {}
+        for o in self.m.observables:
+            if o.name in seen:
+                self.error("E010", f"observable '{o.name}' is given twice", o.name_span)
+                continue
+            seen[o.name] = o
+            if o.expr is None:
+                info = self.names.get(o.name)
+                if info is None:
+                    self.error("E012", f"undefined name '{o.name}'", o.name_span,
+                               did_you_mean(o.name, self.names))
+                    continue
+                try:
+                    t = self.name(ast.Name(o.name, o.name_span), {STATE, PARAM, ALIAS}, "an observable")
+                except _Failed:
+                    continue
+                out[o.name] = t.expr
+                continue
+            if o.name.startswith("_"):
+                self.error("E011", f"invalid name '{o.name}': names may not start with '_'", o.name_span)
+                continue
+            if o.name in self.names or o.name in CONSTANTS:
+                self.error("E010", f"observable '{o.name}' would hide the {self.names[o.name].kind if o.name in self.names else 'constant'} of that name",
+                           o.name_span, "give the read-out another name")
+                continue
+            try:
+                t = self.expr(o.expr, {STATE, PARAM, ALIAS, CONST}, "an observable")
+                self.numeric(t, o.expr.span)
+                out[o.name] = t.expr
+            except _Failed:
+                continue
+        return out
+
+
+def _allowed_hint(allowed):
+    kinds = sorted(k + "s" for k in allowed)
+    return "it may use " + (", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else kinds[0])
+
+
+def _exact(text: str) -> Fraction:
+    from decimal import Decimal
+
+    return Fraction(Decimal(text))
+
+
+def _is_fractional(text: str) -> bool:
+    return any(c in text for c in ".eE")
+
+
+def _mul(a, b, op):
+    if a is None and b is None:
+        return None
+    return op(a if a is not None else U.DIMENSIONLESS, b if b is not None else U.DIMENSIONLESS)
+
+
+def check(model: ast.Model, source: str | None = None, filename: str = "<input>") -> ModelIR:
+    """Validate a parsed model and lower it to the SymPy IR.
+
+    Raises :class:`CompileError` with every error found; warnings are in
+    ``CompileError.warnings`` or, on success, returned by :func:`check_with_warnings`.
+    """
+    return check_with_warnings(model, source, filename)[0]
+
+
+def check_with_warnings(model, source=None, filename="<input>"):
+    c = Checker(model, source, filename)
+    ir = c.run()
+    return ir, c.warnings
+
+
+_ = keyword  # keywords are handled by the code generator (it renames them)

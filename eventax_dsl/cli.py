@@ -1,0 +1,103 @@
+"""Command-line interface: ``eventax-compile``.
+
+Exit status: 0 success, 1 the model has errors, 2 the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .compiler import compile_source, read_source
+from .explain import explain, explain_json
+from .language.diagnostics import CompileError
+from .version import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="eventax-compile",
+        description="Compile .neuron model files to JAX modules implementing the eventax model contract.",
+        epilog="With one input and no -o, the generated module is printed to standard output.",
+    )
+    ap.add_argument("inputs", nargs="+", metavar="model.neuron", help="model files to compile")
+    ap.add_argument("-o", "--output", metavar="PATH",
+                    help="output file (one input) or directory (several inputs; created if missing)")
+    ap.add_argument("--check", action="store_true", help="only check the models; write nothing")
+    ap.add_argument("--explain", action="store_true",
+                    help="print states, parameters, simplified equations, rules and linear blocks")
+    ap.add_argument("--json", action="store_true", help="print diagnostics (and --explain) as JSON")
+    ap.add_argument("--version", action="version", version=f"eventax-compile {__version__}")
+    return ap
+
+
+def _write_atomic(path: Path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def compile_main(argv=None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    several = len(args.inputs) > 1
+    writing = not args.check and not args.explain
+    if several and writing and not args.output:
+        ap.error("several inputs need -o DIRECTORY (or --check / --explain)")
+    if args.output and not writing:
+        ap.error("-o cannot be combined with --check or --explain")
+    if args.output and several and Path(args.output).is_file():
+        ap.error(f"-o {args.output}: with several inputs, -o must be a directory")
+
+    status = 0
+    report = []
+    for name in args.inputs:
+        try:
+            compiled = compile_source(read_source(name), name)
+        except CompileError as err:
+            status = 1
+            if args.json:
+                report.append({"file": name, "ok": False,
+                               "diagnostics": [d.to_json(name) for d in err.diagnostics + err.warnings]})
+            else:
+                print(err.render(), file=sys.stderr)
+                for w in err.warnings:
+                    print(w.render(err.source, name), file=sys.stderr)
+            continue
+        text = read_source(name).decode("utf-8", "replace")
+        entry = {"file": name, "ok": True, "diagnostics": [w.to_json(name) for w in compiled.warnings]}
+        if not args.json:
+            for w in compiled.warnings:
+                print(w.render(text, name), file=sys.stderr)
+        if args.explain:
+            if args.json:
+                entry["model"] = explain_json(compiled.ir)
+            else:
+                print(explain(compiled.ir))
+        if writing:
+            if args.output:
+                out = Path(args.output)
+                target = out / (Path(name).stem + ".py") if several or out.is_dir() else out
+                _write_atomic(target, compiled.source)
+                entry["output"] = str(target)
+            else:
+                sys.stdout.write(compiled.source)
+        report.append(entry)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return status
+
+
+def main():  # pragma: no cover - console entry point
+    sys.exit(compile_main())

@@ -1,0 +1,302 @@
+"""IR -> readable Python source implementing the model contract.
+
+The emitted module imports only ``jax``, ``jax.numpy`` and this package's
+runtime and contract. It contains no user text except through :func:`repr`
+(the docstring and file name) and validated identifiers: names that clash with
+Python keywords or with the generated code's own names are renamed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from ..checker.functions import exprel, sigmoid, vsum
+from ..checker.ir import ModelIR
+from ..version import __version__
+
+# names the generated code itself uses; user names equal to these get a '_' appended
+_RESERVED = {"jax", "jnp", "rt", "self", "p", "s", "w", "NeuronModel", "StateSpec", "ParamSpec",
+             "ChannelSpec"} | set(dir(builtins))
+
+
+def py_name(name: str) -> str:
+    """A user identifier as a safe Python identifier."""
+    if not name.isidentifier() or name.startswith("_"):  # the checker rejects these
+        raise ValueError(f"not a valid model identifier: {name!r}")
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _RESERVED:
+        return name + "_"
+    return name
+
+
+class JaxPrinter(StrPrinter):
+    """Prints checked SymPy expressions as ``jax.numpy`` code."""
+
+    _FUNCS = {"exp": "jnp.exp", "log": "jnp.log", "tanh": "jnp.tanh", "sinh": "jnp.sinh",
+              "cosh": "jnp.cosh", "sin": "jnp.sin", "cos": "jnp.cos", "tan": "jnp.tan",
+              "atan": "jnp.arctan", "Abs": "jnp.abs", "sigmoid": "rt.sigmoid",
+              "exprel": "rt.exprel"}
+
+    def _print_Symbol(self, expr):
+        return py_name(expr.name)
+
+    def _print_Dummy(self, expr):  # pragma: no cover - not produced
+        raise TypeError("unexpected dummy symbol")
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Rational(self, expr):
+        return f"({expr.p}/{expr.q})"
+
+    def _print_Integer(self, expr):
+        return str(int(expr))
+
+    def _print_Pi(self, expr):
+        return "jnp.pi"
+
+    def _print_Exp1(self, expr):
+        return "jnp.e"
+
+    def _print_BooleanTrue(self, expr):
+        return "True"
+
+    def _print_BooleanFalse(self, expr):
+        return "False"
+
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        if name in self._FUNCS:
+            return f"{self._FUNCS[name]}({', '.join(self._print(a) for a in expr.args)})"
+        raise TypeError(f"no JAX translation for function {name}")  # pragma: no cover
+
+    def _print_exp(self, expr):
+        return f"jnp.exp({self._print(expr.args[0])})"
+
+    def _print_cot(self, expr):
+        return f"(1 / jnp.tan({self._print(expr.args[0])}))"
+
+    def _print_vsum(self, expr):
+        return f"jnp.sum({self._print(expr.args[0])})"
+
+    def _print_Pow(self, expr, rational=False):
+        base, e = expr.args
+        if base == sp.E:
+            return f"jnp.exp({self._print(e)})"
+        if e == sp.Rational(1, 2):
+            return f"jnp.sqrt({self._print(base)})"
+        if e == -sp.Rational(1, 2):
+            return f"(1 / jnp.sqrt({self._print(base)}))"
+        return super()._print_Pow(expr, rational)
+
+    def _print_Min(self, expr):
+        return self._fold("jnp.minimum", expr.args)
+
+    def _print_Max(self, expr):
+        return self._fold("jnp.maximum", expr.args)
+
+    def _fold(self, fn, args):
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{fn}({out}, {self._print(a)})"
+        return out
+
+    def _print_Piecewise(self, expr):
+        *pieces, (last, cond) = expr.args
+        out = self._print(last) if cond == sp.true else "jnp.nan"
+        if cond != sp.true:
+            pieces.append((last, cond))
+        for value, c in reversed(pieces):
+            out = f"jnp.where({self._print(c)}, {self._print(value)}, {out})"
+        return out
+
+    def _print_Relational(self, expr):
+        ops = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "==": "==", "!=": "!="}
+        return f"({self._print(expr.lhs)} {ops[expr.rel_op]} {self._print(expr.rhs)})"
+
+    def _print_And(self, expr):
+        return self._fold("jnp.logical_and", expr.args)
+
+    def _print_Or(self, expr):
+        return self._fold("jnp.logical_or", expr.args)
+
+    def _print_Not(self, expr):
+        return f"jnp.logical_not({self._print(expr.args[0])})"
+
+
+_PRINTER = JaxPrinter()
+
+
+def pycode(expr) -> str:
+    return _PRINTER.doprint(expr)
+
+
+def _body(exprs: dict[str, sp.Expr], ir: ModelIR, args: dict[str, str], wrap) -> list[str]:
+    """Lines computing ``exprs`` with common subexpressions shared.
+
+    ``args`` maps each symbol kind to the dict it is read from ('p', 's', 'w').
+    ``wrap(key, code)`` turns the final expression into what is returned.
+    """
+    keys = list(exprs)
+    values = [exprs[k] for k in keys]
+    temps, reduced = sp.cse(values, symbols=sp.numbered_symbols("t_", real=True),
+                            optimizations=None, order="none")
+    used = set()
+    for v in values:
+        used |= {str(x) for x in v.free_symbols}
+    for _, v in temps:
+        used |= {str(x) for x in v.free_symbols}
+    lines = []
+    for source, names in args.items():
+        for name in names:
+            if name in used:
+                lines.append(f"{py_name(name)} = {source}[{name!r}]")
+    for t, v in temps:
+        lines.append(f"{t.name} = {pycode(v)}")
+    entries = [f"{k!r}: {wrap(k, pycode(v))}" for k, v in zip(keys, reduced)]
+    lines.append("return {" + ", ".join(entries) + "}" if len(entries) < 3 else
+                 "return {\n" + "".join(f"    {e},\n" for e in entries) + "}")
+    return lines
+
+
+def generate(ir: ModelIR, module_doc: bool = True) -> str:
+    """Python source of a module defining one ``NeuronModel`` subclass for ``ir``."""
+    cls = py_name(ir.name) if ir.name else "Model"
+    params = [p.name for p in ir.params]
+    states = [s.name for s in ir.states]
+    channels = [c.name for c in ir.channels]
+    shape = {s.name: s.shape for s in ir.states}
+    src = {"p": params, "s": states}
+    out: list[str] = []
+    emit = out.append
+    if module_doc:
+        emit(f'"""Neuron model {ir.name}, generated by eventax-compile {__version__}. Do not edit.')
+        emit("")
+        emit("Recompile the source instead; this module implements eventax_dsl.contract.NeuronModel.")
+        emit('"""')
+        emit(f"# source: {ir.filename!r}")
+        emit(f"# sha256: {ir.source_sha256}")
+        emit("")
+        emit("import jax.numpy as jnp")
+        emit("")
+        emit("from eventax_dsl import runtime as rt")
+        emit("from eventax_dsl.contract import ChannelSpec, NeuronModel, ParamSpec, StateSpec")
+        emit("")
+        emit("")
+    emit(f"class {cls}(NeuronModel):")
+    emit(_docstring(_class_doc(ir), "    "))
+    emit("")
+    emit(f"    NAME = {ir.name!r}")
+    emit(f"    SOURCE_FILE = {ir.filename!r}")
+    emit(f"    SOURCE_SHA256 = {ir.source_sha256!r}")
+    emit(f"    COMPILER_VERSION = {__version__!r}")
+    emit("    STATES = (")
+    for s in ir.states:
+        emit(f"        StateSpec({s.name!r}, {s.shape!r}, {s.unit!r}),")
+    emit("    )")
+    emit("    PARAMETERS = (")
+    for p in ir.params:
+        emit(f"        ParamSpec({p.name!r}, {p.default!r}, {p.shape!r}, {p.learnable!r}, {p.unit!r}),")
+    emit("    )")
+    emit(f"    CHANNELS = ({''.join(f'ChannelSpec({c.name!r}, {c.shape!r}), ' for c in ir.channels)})")
+    emit(f"    OBSERVABLES = {tuple(ir.observables)!r}")
+    emit(f"    SPIKING = {ir.spike is not None!r}")
+    emit(f"    REFRACTORY = {ir.refractory is not None!r}")
+    emit(f"    GUARDED = {ir.guarded!r}")
+    emit(f"    CLAMPED = {tuple(ir.clamped)!r}")
+    emit(f"    LINEAR_BLOCKS = {tuple(ir.linear_blocks)!r}")
+
+    def method(signature, doc, lines):
+        emit("")
+        emit(f"    def {signature}:")
+        emit(f'        """{doc}"""')
+        for line in lines:
+            for sub in line.split("\n"):
+                emit("        " + sub)
+
+    def state_wrap(k, code):
+        return f"rt.fill_like({code}, s[{k!r}])"
+
+    # init: fill to the state's shape, in the parameters' float dtype
+    init = {s.name: s.init for s in ir.states}
+    init_lines = _body({k: v for k, v in init.items() if not isinstance(v, sp.NDimArray)}, ir,
+                       {"p": params}, lambda k, c: f"rt.fill({c}, {shape[k]!r}, dtype)")
+    vec_inits = {k: v for k, v in init.items() if isinstance(v, sp.NDimArray)}
+    ret = init_lines.pop()
+    init_lines = ["dtype = rt.float_dtype(p)"] + init_lines
+    if vec_inits:
+        init_lines.append("out = " + ret[len("return "):])
+        for k, v in vec_inits.items():
+            init_lines.append(f"out[{k!r}] = jnp.asarray({[float(x) for x in v]!r}, dtype)")
+        init_lines.append("return out")
+    else:
+        init_lines.append(ret)
+    method("init(self, p)", "Initial state of one neuron.", init_lines)
+
+    dyn = {s: ir.dynamics.get(s, sp.Integer(0)) for s in states}
+    doc = "Time derivatives between events (per ms):\n\n" + "".join(
+        f"        {s}' = {sp.sstr(ir.dynamics[s])}\n" for s in states if s in ir.dynamics) + "        "
+    method("dynamics(self, p, s)", doc, _body(dyn, ir, src, state_wrap))
+
+    if ir.spike is not None:
+        lines = _body({"c": ir.spike}, ir, src, lambda k, c: c)
+        lines[-1] = lines[-1].replace("return {'c': ", "return ").rstrip("}")
+        method("spike_condition(self, p, s)",
+               f"Spike where this crosses zero upwards: {sp.sstr(ir.spike)}.", lines)
+        new = {k: ir.reset.get(k) for k in states if k in ir.reset}
+        if new:
+            lines = _body(new, ir, src, state_wrap)
+            lines[-1] = lines[-1].replace("return {", "return {**s, ", 1)
+            method("reset(self, p, s)", "State right after a spike (all right-hand sides read the "
+                                        "pre-reset values).", lines)
+    else:
+        method("spike_condition(self, p, s)", "This model never spikes.",
+               [f"return -jnp.ones((), rt.float_dtype(p))"])
+
+    if ir.refractory is not None:
+        lines = _body({"t": ir.refractory}, ir, {"p": params}, lambda k, c: c)
+        lines[-1] = lines[-1].replace("return {'t': ", "return rt.fill(").rstrip("}") + ", (), rt.float_dtype(p))"
+        method("refractory_period(self, p)", "Refractory period in ms.", lines)
+
+    recv = {k: ir.receive[k] for k in states if k in ir.receive}
+    if recv:
+        lines = _body(recv, ir, {**src, "w": channels}, state_wrap)
+        lines[-1] = lines[-1].replace("return {", "return {**s, ", 1)
+    else:
+        lines = ["return dict(s)"]
+    method("receive(self, p, s, w)", "State right after input of summed weights w arrives.", lines)
+
+    obs = dict(ir.observables)
+    lines = _body(obs, ir, src, lambda k, c: c) if obs else ["return {}"]
+    method("observe(self, p, s)", "Named read-outs of the state.", lines)
+    return "\n".join(out) + "\n"
+
+
+def _docstring(text: str, indent: str) -> str:
+    """A docstring for ``text``: triple-quoted when that reads back exactly, else via ``repr``."""
+    clean = ('"""' not in text and "\\" not in text and not text.endswith('"')
+             and all(ch.isprintable() or ch == "\n" for ch in text))
+    if clean:
+        body = ("\n" + indent).join(text.splitlines()).replace(indent + "\n", "\n")
+        return f'{indent}"""{body}\n{indent}"""'
+    return f"{indent}__doc__ = {text!r}"
+
+
+def _class_doc(ir: ModelIR) -> str:
+    lines = [ir.doc or f"Neuron model {ir.name}.", "", "Equations (canonical units: ms, mV, nA):", ""]
+    for s in ir.states:
+        if s.name in ir.dynamics:
+            lines.append(f"    {s.name}' = {sp.sstr(ir.dynamics[s.name])}")
+    if ir.spike is not None:
+        lines.append(f"    spike when {sp.sstr(ir.spike)} crosses 0 upwards")
+    for k, v in ir.reset.items():
+        lines.append(f"    reset: {k} = {sp.sstr(v)}")
+    for k, v in ir.receive.items():
+        lines.append(f"    on input: {k} = {sp.sstr(v)}")
+    return "\n".join(lines)
+
+
+_ = (exprel, sigmoid, vsum)  # printed by name in JaxPrinter._FUNCS / _print_vsum

@@ -1,0 +1,86 @@
+"""Human- and machine-readable summaries of a checked model (``--explain``)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .checker.ir import ModelIR
+
+
+def _s(expr) -> str:
+    return sp.sstr(expr, full_prec=False)
+
+
+def _shape(shape) -> str:
+    return f"[{shape[0]}]" if shape else ""
+
+
+def explain(ir: ModelIR) -> str:
+    """A plain-text report: states, parameters, equations, rules and linear blocks."""
+    out = [f"neuron {ir.name}  ({ir.filename}, sha256 {ir.source_sha256[:12]})"]
+    if ir.doc:
+        out += ["  " + line for line in ir.doc.splitlines()]
+    out.append("\nstates:")
+    for s in ir.states:
+        out.append(f"  {s.name}{_shape(s.shape)}  [{s.unit}]  initial {_s(s.init)}")
+    out.append("parameters:")
+    for p in ir.params:
+        flag = "  learnable" if p.learnable else ""
+        out.append(f"  {p.name}{_shape(p.shape)} = {p.default}  [{p.unit}]{flag}")
+    if ir.channels:
+        out.append("weight channels: " + ", ".join(c.name + _shape(c.shape) for c in ir.channels))
+    out.append("equations (simplified, aliases inlined):")
+    for s in ir.states:
+        out.append(f"  {s.name}' = {_s(ir.dynamics.get(s.name, 0))}")
+    if ir.aliases:
+        out.append("aliases:")
+        out += [f"  {k} = {_s(v)}" for k, v in ir.aliases.items()]
+    if ir.spike is None:
+        out.append("spike: none (the model never spikes)")
+    else:
+        guard = " unless refractory" if ir.guarded else ""
+        out.append(f"spike: upward zero crossing of {_s(ir.spike)}{guard}")
+    if ir.refractory is not None:
+        clamp = ", clamping " + ", ".join(ir.clamped) if ir.clamped else ""
+        out.append(f"refractory: {_s(ir.refractory)} ms, input blocked{clamp}")
+    if ir.reset:
+        out.append("reset:")
+        out += [f"  {k} <- {_s(v)}" for k, v in ir.reset.items()]
+    if ir.receive:
+        out.append("on input:")
+        out += [f"  {k} <- {_s(v)}" for k, v in ir.receive.items()]
+    out.append("observables: " + ", ".join(f"{k} = {_s(v)}" if str(v) != k else k
+                                            for k, v in ir.observables.items()))
+    if ir.linear_blocks:
+        out.append("linear blocks (constant coefficients, exactly solvable): "
+                   + "; ".join("(" + ", ".join(b) + ")" for b in ir.linear_blocks))
+    else:
+        out.append("linear blocks: none")
+    nonlinear = [s.name for s in ir.states if not any(s.name in b for b in ir.linear_blocks)]
+    if nonlinear:
+        out.append("integrated numerically: " + ", ".join(nonlinear))
+    for note in ir.rewrites:
+        out.append("note: " + note)
+    return "\n".join(out)
+
+
+def explain_json(ir: ModelIR) -> dict:
+    """The same report as a JSON-serialisable dict."""
+    return {
+        "name": ir.name,
+        "sha256": ir.source_sha256,
+        "states": [{"name": s.name, "shape": list(s.shape), "unit": s.unit, "init": _s(s.init)}
+                   for s in ir.states],
+        "parameters": [{"name": p.name, "shape": list(p.shape), "default": p.default, "unit": p.unit,
+                        "learnable": p.learnable} for p in ir.params],
+        "channels": [{"name": c.name, "shape": list(c.shape)} for c in ir.channels],
+        "equations": {k: _s(v) for k, v in ir.dynamics.items()},
+        "spike": None if ir.spike is None else _s(ir.spike),
+        "guarded": ir.guarded,
+        "refractory": None if ir.refractory is None else _s(ir.refractory),
+        "clamped": list(ir.clamped),
+        "reset": {k: _s(v) for k, v in ir.reset.items()},
+        "input": {k: _s(v) for k, v in ir.receive.items()},
+        "observables": {k: _s(v) for k, v in ir.observables.items()},
+        "linear_blocks": [list(b) for b in ir.linear_blocks],
+    }

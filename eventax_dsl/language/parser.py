@@ -1,0 +1,465 @@
+"""Parse ``.neuron`` text into the typed syntax tree of :mod:`.ast`.
+
+:func:`parse` is total: for any input (bytes included) it returns a
+:class:`~.ast.Model` or raises :class:`~.diagnostics.CompileError` with one
+diagnostic for the first syntax problem. It never raises anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+
+from . import ast
+from .diagnostics import CompileError, Diagnostic, Span
+
+LANGUAGE_VERSION = 1
+MAX_SOURCE_BYTES = 1_000_000
+MAX_NESTING = 64  # open brackets
+MAX_EXPR_DEPTH = 200  # syntax tree depth of one expression
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# Readable names for the grammar's terminals, used in "expected ..." messages.
+_READABLE = {
+    "NAME": "a name", "NUMBER": "a number", "INT": "an integer", "UNIT": "a unit",
+    "_NL": "end of line", "$END": "end of file", "DOCSTRING": "a docstring",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','",
+    "COLON": "':'", "EQUAL": "'='", "PRIME": "'", "ASSIGN_OP": "'=', '+=' or '-='",
+    "COMPARE": "a comparison", "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'",
+    "POW_OP": "'^'", "LEARNABLE": "'learnable'",
+}
+_SECTION_KEYWORDS = ("constants", "parameters", "state", "equations", "spike",
+                     "refractory", "reset", "on", "observe")
+
+
+class _BracketNewlines:
+    """Post-lexer: newlines inside (), [] do not end a statement."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        for tok in stream:
+            if tok.type in ("LPAR", "LSQB"):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise _TooDeep(tok)
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            elif tok.type == "_NL" and depth:
+                continue
+            yield tok
+
+
+class _TooDeep(Exception):
+    def __init__(self, tok):
+        self.tok = tok
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    return lark.Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        postlex=_BracketNewlines(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def _tok_span(tok: Token) -> Span:
+    end_line = tok.end_line or tok.line
+    end_col = tok.end_column or (tok.column + max(1, len(tok)))
+    return Span(tok.line, tok.column, end_line, end_col)
+
+
+def _meta_span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _join(a: Span, b: Span) -> Span:
+    return Span(a.line, a.column, b.end_line, b.end_column)
+
+
+def _strip_nl_span(tok: Token) -> Span:
+    """Span of a statement-ending token, trimmed to its first character."""
+    return Span.point(tok.line, tok.column)
+
+
+@v_args(meta=True)
+class _ToAST(Transformer):
+    """Lark parse tree -> typed AST (called bottom-up)."""
+
+    # --- expressions
+    def number(self, meta, items):
+        (tok,) = items
+        return ast.Number(float(tok), str(tok), _tok_span(tok))
+
+    def quantity(self, meta, items):
+        num, unit = items
+        return ast.Quantity(float(num), str(num), str(unit), _tok_span(unit),
+                            _join(_tok_span(num), _tok_span(unit)))
+
+    def name(self, meta, items):
+        (tok,) = items
+        return ast.Name(str(tok), _tok_span(tok))
+
+    def refractory_flag(self, meta, items):
+        return ast.RefractoryFlag(_meta_span(meta))
+
+    def call(self, meta, items):
+        func, *args = items
+        return ast.Call(str(func), _tok_span(func), tuple(args), _meta_span(meta))
+
+    def neg(self, meta, items):
+        op, operand = items
+        return ast.Neg(str(op), operand, _meta_span(meta))
+
+    def binary(self, meta, items):
+        left, op, right = items
+        return ast.Binary(str(op), left, right, _meta_span(meta), _tok_span(op))
+
+    def pow(self, meta, items):
+        left, op, right = items
+        return ast.Binary("^", left, right, _meta_span(meta), _tok_span(op))
+
+    def compare(self, meta, items):
+        left, op, right = items
+        return ast.Compare(str(op), left, right, _meta_span(meta))
+
+    def and_(self, meta, items):
+        return ast.BoolOp("and", items[0], items[1], _meta_span(meta))
+
+    def or_(self, meta, items):
+        return ast.BoolOp("or", items[0], items[1], _meta_span(meta))
+
+    def not_(self, meta, items):
+        return ast.Not(items[0], _meta_span(meta))
+
+    def piecewise(self, meta, items):
+        cond, then, otherwise = items
+        return ast.Piecewise(cond, then, otherwise, _meta_span(meta))
+
+    def vector_literal(self, meta, items):
+        unit = items[-1] if isinstance(items[-1], Token) and items[-1].type == "UNIT" else None
+        elements = tuple(items[:-1] if unit is not None else items)
+        return ast.VectorLiteral(elements, str(unit) if unit else None,
+                                 _tok_span(unit) if unit else None, _meta_span(meta))
+
+    # --- declarations
+    def size(self, meta, items):
+        (tok,) = items
+        value = int(tok) if tok.type == "INT" else str(tok)
+        return ast.Size(value, _tok_span(tok))
+
+    def language(self, meta, items):
+        return ("language", items[0])
+
+    def model_header(self, meta, items):
+        return ("header", items[0])
+
+    def docstring(self, meta, items):
+        text = str(items[0])[3:-3]
+        return ("doc", _dedent_doc(text))
+
+    def constant_decl(self, meta, items):
+        name, value = items
+        return ast.Constant(str(name), _tok_span(name), value, _join(_tok_span(name), value.span))
+
+    def param_decl(self, meta, items):
+        name, rest = items[0], items[1:]
+        size = next((x for x in rest if isinstance(x, ast.Size)), None)
+        learnable = any(isinstance(x, Token) and x.type == "LEARNABLE" for x in rest)
+        default = next((x for x in rest if not isinstance(x, (ast.Size, Token))), None)
+        end = default.span if default is not None else (size.span if size else _tok_span(name))
+        return ast.Parameter(str(name), _tok_span(name), size, default, learnable,
+                             _join(_tok_span(name), end))
+
+    def state_decl(self, meta, items):
+        name, rest = items[0], items[1:]
+        size = next((x for x in rest if isinstance(x, ast.Size)), None)
+        init = next((x for x in rest if not isinstance(x, (ast.Size, Token))), None)
+        end = init.span if init is not None else (size.span if size else _tok_span(name))
+        return ast.StateVar(str(name), _tok_span(name), size, init, _join(_tok_span(name), end))
+
+    def ode(self, meta, items):
+        name, _prime, expr = items
+        return ast.ODE(str(name), _tok_span(name), expr, _join(_tok_span(name), expr.span))
+
+    def alias(self, meta, items):
+        name, expr = items
+        return ast.Alias(str(name), _tok_span(name), expr, _join(_tok_span(name), expr.span))
+
+    def spike_stmt(self, meta, items):
+        return ast.Spike(items[0], _meta_span(meta))
+
+    def clamp(self, meta, items):
+        return tuple((str(t), _tok_span(t)) for t in items)
+
+    def refractory_stmt(self, meta, items):
+        duration = items[0]
+        clamped = items[1] if len(items) > 1 else ()
+        return ast.Refractory(duration, clamped, _join(_meta_span(meta), duration.span)
+                              if not clamped else _join(_meta_span(meta), clamped[-1][1]))
+
+    def assignment(self, meta, items):
+        target, op, expr = items
+        return ast.Assignment(str(target), _tok_span(target), str(op), expr,
+                              _join(_tok_span(target), expr.span))
+
+    def reset_block(self, meta, items):
+        return ast.Reset(tuple(items), _meta_span(meta))
+
+    def channel(self, meta, items):
+        name = items[0]
+        size = items[1] if len(items) > 1 else None
+        return ast.Channel(str(name), size, _tok_span(name))
+
+    def input_block(self, meta, items):
+        channels = tuple(x for x in items if isinstance(x, ast.Channel))
+        assigns = tuple(x for x in items if isinstance(x, ast.Assignment))
+        return ast.Input(channels, assigns, _meta_span(meta))
+
+    def observable(self, meta, items):
+        name = items[0]
+        expr = items[1] if len(items) > 1 else None
+        end = expr.span if expr is not None else _tok_span(name)
+        return ast.Observable(str(name), _tok_span(name), expr, _join(_tok_span(name), end))
+
+    def constants_block(self, meta, items):
+        return ("constants", tuple(items), _meta_span(meta))
+
+    def parameters_block(self, meta, items):
+        return ("parameters", tuple(items), _meta_span(meta))
+
+    def state_block(self, meta, items):
+        return ("state", tuple(items), _meta_span(meta))
+
+    def equations_block(self, meta, items):
+        return ("equations", tuple(items), _meta_span(meta))
+
+    def observe_block(self, meta, items):
+        return ("observe", tuple(items), _meta_span(meta))
+
+    def start(self, meta, items):
+        return items
+
+
+def _dedent_doc(text: str) -> str:
+    lines = text.strip("\n").splitlines()
+    indents = [len(line) - len(line.lstrip()) for line in lines[1:] if line.strip()]
+    cut = min(indents, default=0)
+    return "\n".join([lines[0].strip()] + [line[cut:] for line in lines[1:]]).strip() if lines else ""
+
+
+def _tree_depth(tree) -> int:
+    """Depth of a Lark tree, computed without recursion."""
+    best, stack = 0, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        best = max(best, d)
+        if isinstance(node, lark.Tree):
+            stack.extend((c, d + 1) for c in node.children)
+    return best
+
+
+def decode_source(data: bytes | str, filename: str = "<input>") -> str:
+    """Bytes -> text, or E001 pointing at the first byte that is not UTF-8."""
+    if isinstance(data, str):
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = data[: exc.start]
+        line = head.count(b"\n") + 1
+        col = exc.start - (head.rfind(b"\n") + 1) + 1
+        raise CompileError([Diagnostic(
+            "E001", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            Span.point(line, col), "a .neuron file must be UTF-8 text")], None, filename) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def parse(source: bytes | str, filename: str = "<input>") -> ast.Model:
+    """Parse ``.neuron`` source into a :class:`~.ast.Model`.
+
+    Raises :class:`CompileError` (never anything else) on bad input.
+    """
+    text = decode_source(source, filename)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        _fail("E005", f"the file is larger than {MAX_SOURCE_BYTES} bytes", None, text, filename)
+    if "\x00" in text:
+        i = text.index("\x00")
+        _fail("E003", "unexpected NUL character", _offset_span(text, i), text, filename,
+              "a .neuron file must be text")
+    padded = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = _parser().parse(padded)
+    except _TooDeep as exc:
+        _fail("E005", f"brackets nested more than {MAX_NESTING} deep", _tok_span(exc.tok), text, filename)
+    except lark.exceptions.UnexpectedCharacters as exc:
+        ch = padded[exc.pos_in_stream] if exc.pos_in_stream < len(padded) else ""
+        _fail("E003", f"unexpected character {ch!r}", Span.point(exc.line, exc.column), text, filename,
+              _hint_for_char(ch))
+    except lark.exceptions.UnexpectedToken as exc:
+        _unexpected_token(exc, text, filename)
+    except lark.exceptions.UnexpectedEOF:
+        lines = text.splitlines() or [""]
+        _fail("E004", "unexpected end of file", Span.point(len(lines), len(lines[-1]) + 1), text, filename)
+    except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
+        _fail("E002", f"syntax error ({type(exc).__name__})", None, text, filename)
+
+    if _tree_depth(tree) > MAX_EXPR_DEPTH:
+        _fail("E005", f"an expression is nested more than {MAX_EXPR_DEPTH} levels deep",
+              _deepest_span(tree), text, filename, "split it into aliases")
+    items = _ToAST().transform(tree)
+    return _assemble(items, text, filename)
+
+
+def _deepest_span(tree) -> Span | None:
+    best, where, stack = 0, None, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, lark.Tree):
+            if d > best and getattr(node.meta, "line", None):
+                best, where = d, node.meta
+            stack.extend((c, d + 1) for c in node.children)
+    if where is None:
+        return None
+    return Span(where.line, where.column, where.line, where.column + 1)
+
+
+def _offset_span(text: str, i: int) -> Span:
+    line = text.count("\n", 0, i) + 1
+    col = i - (text.rfind("\n", 0, i) + 1) + 1
+    return Span.point(line, col)
+
+
+def _hint_for_char(ch: str) -> str | None:
+    if ch in "{}":
+        return "blocks are written as 'section:' followed by one statement per line"
+    if ch in "\"'":
+        return "strings are not part of the language (except the docstring after 'neuron NAME')"
+    if ch == ";":
+        return "statements end at the end of the line"
+    return None
+
+
+def _unexpected_token(exc, text, filename):
+    tok = exc.token
+    expected = sorted({_READABLE.get(t, _keyword_name(t)) for t in exc.expected} - {None})
+    if tok.type == "$END":
+        lines = text.splitlines() or [""]
+        _fail("E004", "unexpected end of file" + (f"; expected {_one_of(expected)}" if expected else ""),
+              Span.point(len(lines), len(lines[-1]) + 1), text, filename)
+    shown = "end of line" if tok.type == "_NL" else repr(str(tok))
+    span = _strip_nl_span(tok) if tok.type == "_NL" else _tok_span(tok)
+    hint = None
+    if tok.type == "_NL" and exc.expected & {"NAME", "NUMBER", "LPAR"}:
+        hint = "the statement is incomplete"
+    elif str(tok) in _SECTION_KEYWORDS or str(tok) in ("if", "then", "else", "and", "or", "not", "when",
+                                                        "learnable", "clamp", "input", "neuron", "language"):
+        hint = f"'{tok}' is a keyword and cannot be used as a name"
+    _fail("E002", f"unexpected {shown}" + (f"; expected {_one_of(expected)}" if expected else ""),
+          span, text, filename, hint)
+
+
+def _keyword_name(terminal: str) -> str | None:
+    if terminal.startswith("__ANON") or terminal.startswith("_"):
+        return None
+    return f"'{terminal.lower()}'"
+
+
+def _one_of(names: list[str]) -> str:
+    if len(names) > 6:
+        names = names[:6] + ["..."]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _fail(code, message, span, text, filename, hint=None):
+    raise CompileError([Diagnostic(code, message, span, hint)], text, filename)
+
+
+def _assemble(items, text, filename) -> ast.Model:
+    """Collect the transformed sections into one Model; flags repeated sections."""
+    diags = []
+    version = LANGUAGE_VERSION
+    name, name_span, doc = "", Span.point(1, 1), ""
+    blocks: dict[str, tuple] = {}
+    spike = refractory = reset = inp = None
+    seen_spans: dict[str, Span] = {}
+
+    def once(kind, span):
+        if kind in seen_spans:
+            diags.append(Diagnostic("E032", f"section '{kind}' given twice", span,
+                                    f"first given at line {seen_spans[kind].line}; merge the two"))
+            return False
+        seen_spans[kind] = span
+        return True
+
+    for item in items:
+        if isinstance(item, tuple) and item[0] == "language":
+            tok = item[1]
+            value = float(tok)
+            if value != LANGUAGE_VERSION:
+                diags.append(Diagnostic("E006", f"language version {tok} is not supported",
+                                        _tok_span(tok), f"this compiler reads version {LANGUAGE_VERSION}"))
+        elif isinstance(item, tuple) and item[0] == "header":
+            name, name_span = str(item[1]), _tok_span(item[1])
+        elif isinstance(item, tuple) and item[0] == "doc":
+            doc = item[1]
+        elif isinstance(item, tuple):
+            kind, body, span = item
+            if once(kind, span):
+                blocks[kind] = body
+        elif isinstance(item, ast.Spike):
+            if once("spike", item.span):
+                spike = item
+        elif isinstance(item, ast.Refractory):
+            if once("refractory", item.span):
+                refractory = item
+        elif isinstance(item, ast.Reset):
+            if once("reset", item.span):
+                reset = item
+        elif isinstance(item, ast.Input):
+            if once("on input", item.span):
+                inp = item
+    if diags:
+        raise CompileError(diags, text, filename)
+    for num in _numbers(blocks, spike, refractory, reset, inp):
+        if not math.isfinite(num.value):
+            raise CompileError([Diagnostic("E029", f"the number {num.text} is not finite", num.span)],
+                               text, filename)
+    return ast.Model(
+        name=name, name_span=name_span, language=version, doc=doc,
+        constants=blocks.get("constants", ()), parameters=blocks.get("parameters", ()),
+        states=blocks.get("state", ()), equations=blocks.get("equations", ()),
+        spike=spike, refractory=refractory, reset=reset, input=inp,
+        observables=blocks.get("observe"),
+    )
+
+
+def _numbers(blocks, spike, refractory, reset, inp):
+    exprs = []
+    for body in blocks.values():
+        for decl in body:
+            for attr in ("value", "default", "init", "expr"):
+                e = getattr(decl, attr, None)
+                if e is not None:
+                    exprs.append(e)
+    if spike:
+        exprs.append(spike.condition)
+    if refractory:
+        exprs.append(refractory.duration)
+    for block in (reset, inp):
+        if block:
+            exprs.extend(a.expr for a in block.assignments)
+    for e in exprs:
+        for node in ast.walk(e):
+            if isinstance(node, (ast.Number, ast.Quantity)):
+                yield node

@@ -1,0 +1,166 @@
+"""Network-level dynamics: the pieces the event loop combines.
+
+The simulator's whole-network state ``y`` is a tuple with one state dict per
+population (leaves of shape ``(n, *shape)``), a PyTree Diffrax integrates as a
+single ODE. This module lifts the population methods of the model contract to
+the network:
+
+- :func:`vector_field` -- ``dy/dt`` between events, with refractory clamping;
+- :func:`conditions` / :func:`earliest_condition` -- the spike conditions, and
+  the one scalar whose upward zero crossing Diffrax's event root-finding locates;
+- :func:`deliver` -- spikes (and input spikes) turned into summed weights per
+  channel and passed to ``apply_input``;
+- :func:`reset` -- ``apply_reset`` on the neurons that spiked.
+
+Masks (``refractory``, ``armed``, ``spiked``) are tuples of boolean ``(n,)``
+arrays, one per population; non-spiking populations still get one (all
+``False``) so that every function has the same shape of arguments.
+
+Why one scalar condition? ``diffrax.Event`` accepts a PyTree of conditions, but
+when several trigger in the same step the *later in the list* wins (Diffrax issue
+#639), not the earliest. The maximum of all conditions crosses zero exactly when
+the first of them does, so root-finding on ``max_j c_j`` returns the earliest
+spike; its gradient flows (through the argmax) to the neuron that spiked.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..contract import NeuronModel
+from .network import Network
+
+State = tuple[dict[str, jax.Array], ...]
+Masks = tuple[jax.Array, ...]
+
+
+def _select(mask, new, old):
+    mask = jnp.reshape(mask, mask.shape + (1,) * (jnp.ndim(old) - jnp.ndim(mask)))
+    return jnp.where(mask, new, old)
+
+
+def initial_state(net: Network) -> State:
+    return tuple(pop.initial_state() for pop in net.populations)
+
+
+def vector_field(populations: tuple[NeuronModel, ...], y: State, refractory: Masks) -> State:
+    """``dy/dt``; the ``CLAMPED`` states of refractory neurons have derivative 0."""
+    out = []
+    for pop, s, refr in zip(populations, y, refractory):
+        f = pop.vector_field(s)
+        model = type(pop)
+        if model.REFRACTORY and model.CLAMPED:
+            f = {
+                k: (_select(refr, jnp.zeros_like(v), v) if k in model.CLAMPED else v)
+                for k, v in f.items()
+            }
+        out.append(f)
+    return tuple(out)
+
+
+def conditions(populations: tuple[NeuronModel, ...], y: State) -> tuple[jax.Array, ...]:
+    """Spike condition of every neuron; ``-1`` for populations that do not spike."""
+    out = []
+    for pop, s in zip(populations, y):
+        if type(pop).SPIKING:
+            out.append(pop.spike_conditions(s))
+        else:
+            leaf = jax.tree_util.tree_leaves(s)[0]
+            out.append(-jnp.ones((pop.n,), leaf.dtype))
+    return tuple(out)
+
+
+def earliest_condition(populations, y: State, armed: Masks) -> jax.Array:
+    """``max`` over armed neurons of their condition (``-1`` if none is armed).
+
+    Only the sign matters for detection and only the value near zero for the
+    root find, so disarmed neurons may be replaced by any negative constant; a
+    constant (rather than ``-inf``) keeps every derivative finite.
+    """
+    best = None
+    for c, a in zip(conditions(populations, y), armed):
+        if c.shape[0] == 0:
+            continue
+        m = jnp.max(jnp.where(a, c, -1.0))
+        best = m if best is None else jnp.maximum(best, m)
+    if best is None:
+        leaf = jax.tree_util.tree_leaves(y)[0]
+        return -jnp.ones((), leaf.dtype)
+    return best
+
+
+def argmax_mask(values: tuple[jax.Array, ...], valid: Masks) -> Masks:
+    """One-hot (over the whole network) of the largest valid value."""
+    flat = jnp.concatenate([jnp.where(v, c, -jnp.inf) for c, v in zip(values, valid)])
+    hot = jnp.arange(flat.shape[0]) == jnp.argmax(flat)
+    out, start = [], 0
+    for c in values:
+        out.append(hot[start : start + c.shape[0]])
+        start += c.shape[0]
+    return tuple(out)
+
+
+def reset(populations, y: State, spiked: Masks) -> State:
+    """``apply_reset`` for populations where any neuron spiked (others unchanged)."""
+    out = []
+    for pop, s, m in zip(populations, y, spiked):
+        if type(pop).SPIKING:
+            s = pop.apply_reset(s, m)
+        out.append(s)
+    return tuple(out)
+
+
+def deliver(net: Network, y: State, sources: dict[int, jax.Array], blocked: Masks) -> State:
+    """Deliver spikes: ``sources[src]`` is a float ``(n_src,)`` array of spike counts
+    (0/1 for a population, counts for the external input ``-1``).
+
+    Per destination population the weights are summed per channel,
+    ``sum_j count_j * W[j, :, ...]``, and passed once to ``apply_input``. Only
+    neurons that actually receive a spike (a synapse from a spiking source) and are
+    not ``blocked`` (refractory) are updated, so a model whose input rule has a
+    constant part is not triggered by silence.
+    """
+    acc: dict[int, dict[str, jax.Array]] = {}
+    hit: dict[int, jax.Array] = {}
+    for j, (src, dst) in enumerate(net.projections):
+        if src not in sources:
+            continue
+        counts = sources[src]
+        weights = net.effective_weights(j)
+        pop = net.populations[dst]
+        summed = acc.setdefault(dst, {})
+        for c in type(pop).CHANNELS:
+            contrib = jnp.tensordot(counts, weights[c.name], axes=1)
+            summed[c.name] = summed[c.name] + contrib if c.name in summed else contrib
+        mask = net.masks[j]
+        if mask is None:
+            receives = jnp.broadcast_to(jnp.any(counts > 0), (pop.n,))
+        else:
+            receives = (counts @ mask) > 0
+        hit[dst] = hit[dst] | receives if dst in hit else receives
+    out = list(y)
+    for dst, summed in acc.items():
+        pop = net.populations[dst]
+        new = pop.apply_input(out[dst], summed)
+        take = hit[dst] & ~blocked[dst]
+        out[dst] = {k: _select(take, new[k], v) for k, v in out[dst].items()}
+    return tuple(out)
+
+
+def non_finite(y: State) -> jax.Array:
+    """Flat boolean vector: is state variable ``k`` (population-major order) non-finite?"""
+    flags = []
+    for s in y:
+        for k in sorted(s):
+            flags.append(jnp.any(~jnp.isfinite(s[k])))
+    return jnp.stack(flags) if flags else jnp.zeros((0,), bool)
+
+
+def state_variable_names(net: Network) -> list[str]:
+    """Names matching :func:`non_finite`: ``"population 0 (LIF), state 'v'"``..."""
+    names = []
+    for p, pop in enumerate(net.populations):
+        for k in sorted(jax.eval_shape(pop.initial_state)):
+            names.append(f"{type(pop).NAME} (population {p}), state variable '{k}'")
+    return names

@@ -1,0 +1,498 @@
+"""The event loop: integrate the network between events, handle each event.
+
+One loop iteration handles one *event*:
+
+1. Look ahead: the next scheduled time is the earliest of the next input
+   spike, the next end of a refractory period, the next observation time and
+   ``t_end``. If some neuron is already above threshold (an input made its
+   condition jump past zero, or it crossed within the root finder's tolerance
+   of another spike), the next event is *now*.
+2. Integrate the whole network with :func:`diffrax.diffeqsolve` up to that
+   time, with a :class:`diffrax.Event` on ``max_j c_j`` (see
+   :mod:`eventax_dsl.sim.dynamics`) that stops early at the first upward zero
+   crossing, located by Newton's method on the solver's dense interpolation.
+3. If a spike stopped the solve, the neuron at the argmax spikes, together with
+   every armed neuron whose condition is already ``>= 0``. Spiking neurons are
+   recorded, reset, start their refractory period, and their spikes are
+   delivered to their targets through ``apply_input``.
+   Otherwise the scheduled event happens: input spikes are delivered,
+   observables recorded, or a refractory period simply ends (the mask that
+   depends on it is recomputed at the start of the next iteration).
+
+Only one kind of event is handled per iteration, spikes first; events at the
+same time follow in later iterations with a zero-length solve.
+
+Gradients
+---------
+Everything is ordinary JAX code, so reverse-mode autodiff runs through the loop:
+
+- between events, through the solver steps (Diffrax's
+  ``RecursiveCheckpointAdjoint``: discretise-then-optimise, exact for the
+  discrete solution);
+- at a spike, through the root find: Optimistix differentiates the root
+  ``t*`` of ``c(y(t*; theta); theta) = 0`` with the implicit function theorem,
+  ``dt*/dtheta = -(dc/dtheta) / (dc/dt)``, and the state at the spike is the
+  dense interpolation evaluated at ``t*``, so its derivative includes
+  ``dy/dt * dt*/dtheta``;
+- through ``apply_reset`` / ``apply_input``, which the model writes in JAX;
+- the *choice* of which neuron spikes (an argmax) and the event order are
+  discrete and have zero derivative, as they must.
+
+The outer loop is ``equinox.internal.while_loop(kind="checkpointed")``
+(reverse-mode differentiable, stops as soon as the simulation is over) or a
+``lax.scan`` over the whole budget with a done flag (``options.loop``).
+
+Budget
+------
+Shapes must be static, so the number of loop iterations is bounded by
+:func:`event_budget`. Running out of budget is an error (never a silent
+truncation), raised with :func:`equinox.branched_error_if` together with the
+other run-time errors: a full spike buffer, a failed ODE solve, and NaN/Inf in a
+state variable (named).
+"""
+
+from __future__ import annotations
+
+import diffrax as dfx
+import equinox as eqx
+import equinox.internal as eqxi
+import jax
+import jax.numpy as jnp
+
+from . import dynamics as dyn
+from .network import Network
+from .options import DEFAULT_SPIKES_PER_NEURON, SimOptions, make_options
+from .schedule import InputSchedule, make_schedule
+
+# ---------------------------------------------------------------- status codes
+OK = 0
+BUDGET = 1
+SPIKE_BUFFER = 2
+SOLVER = 3
+NAN_BASE = 4  # NAN_BASE + k: state variable k (see dynamics.state_variable_names)
+
+
+class SimResult(eqx.Module):
+    """Everything one simulation returns (one sample).
+
+    - ``t``: time at which the simulation stopped (``t_end``, or earlier when
+      stopping once all outputs spiked).
+    - ``state``: the network state at ``t`` (one dict per population).
+    - ``first_spike``: per population, ``(n,)`` first spike times (``inf``: none).
+    - ``n_spikes``: number of spikes (all populations).
+    - ``spike_times``, ``spike_ids``: ``(max_spikes,)`` buffers in time order,
+      padded with ``inf`` / ``-1``; ids are global (``net.offsets``). Empty
+      (shape ``(0,)``) when spikes were not recorded.
+    - ``observed``: ``{observable: (len(obs_times), n_out, ...)}`` for the
+      output population, or ``None``.
+    - ``n_events``: loop iterations used.
+    """
+
+    t: jax.Array
+    state: tuple
+    first_spike: tuple
+    n_spikes: jax.Array
+    spike_times: jax.Array
+    spike_ids: jax.Array
+    observed: dict | None
+    n_events: jax.Array
+
+
+class _Carry(eqx.Module):
+    t: jax.Array
+    y: tuple
+    ptr: jax.Array
+    obs_ptr: jax.Array
+    refr_until: tuple
+    last_spike: tuple
+    first_spike: tuple
+    n_spikes: jax.Array
+    spike_times: jax.Array
+    spike_ids: jax.Array
+    observed: dict | None
+    done: jax.Array
+    status: jax.Array
+    n_events: jax.Array
+
+
+# ------------------------------------------------------------------- budget
+def spike_budget(net: Network, options: SimOptions) -> int:
+    """Spike buffer size: ``options.max_spikes``, else ``DEFAULT_SPIKES_PER_NEURON``
+    per spiking neuron (exactly one per neuron with ``amos``)."""
+    if options.max_spikes is not None:
+        return options.max_spikes
+    per = 1 if options.amos else DEFAULT_SPIKES_PER_NEURON
+    return max(per * net.n_spiking, 1)
+
+
+def event_budget(net: Network, options: SimOptions, n_inputs: int, n_obs: int) -> int:
+    """Bound on loop iterations: ``options.max_events``, else
+
+    ``n_inputs + n_obs + max_spikes * (2 if a population is refractory else 1) + 2``
+
+    -- one iteration per input entry (``in_size * k``, absent ones included), per
+    observation time, per spike (at most; simultaneous spikes share one), per end
+    of a refractory period, and for reaching ``t_end``.
+    """
+    if options.max_events is not None:
+        return options.max_events
+    refractory = any(type(p).REFRACTORY for p in net.populations)
+    return n_inputs + n_obs + spike_budget(net, options) * (2 if refractory else 1) + 2
+
+
+# -------------------------------------------------------------- integration
+def _vf(t, y, args):
+    populations, refractory, _ = args
+    return dyn.vector_field(populations, y, refractory)
+
+
+@jax.custom_jvp
+def _detached_condition(t, y, args):
+    """The earliest-crossing condition, whose derivative sees only time.
+
+    Its value is ``max_j c_j(y)``; its JVP is ``dc/dt * t_dot`` with
+    ``dc/dt = grad c . f(y)`` from the *model's* vector field, and ignores
+    tangents of ``y`` and of the parameters. Diffrax's root finder uses the JVP
+    for Newton's method (fine: it is the exact slope of the true trajectory), and
+    Optimistix uses it for the implicit-function gradient of the root, which is
+    therefore zero: the spike time returned by ``diffeqsolve`` is detached, and
+    the state returned there is the dense interpolation at a *fixed* time,
+    differentiated only through the solver steps. :func:`_attach_spike_gradient`
+    then adds the exact implicit-function-theorem gradient.
+    """
+    populations, _, armed = args
+    return dyn.earliest_condition(populations, y, armed)
+
+
+@_detached_condition.defjvp
+def _detached_condition_jvp(primals, tangents):
+    t, y, args = primals
+    t_dot = tangents[0]
+    populations, refractory, armed = args
+    value, slope = _condition_and_slope(populations, y, refractory, armed)
+    return value, slope * t_dot
+
+
+def _condition_and_slope(populations, y, refractory, armed):
+    """``c = max_j c_j(y)`` over armed neurons and ``dc/dt = grad c . f(y)``."""
+    f = dyn.vector_field(populations, y, refractory)
+    return jax.jvp(lambda y_: dyn.earliest_condition(populations, y_, armed), (y,), (f,))
+
+
+def _cond(t, y, args, **kwargs):
+    return _detached_condition(t, y, args)
+
+
+def _attach_spike_gradient(populations, t_hit, y_hit, refractory, armed, hit):
+    """Give the spike time and state their exact derivatives (implicit function theorem).
+
+    At the spike ``c(y(t*, theta), theta) = 0``, so
+
+    ``dt*/dtheta = -(dc/dtheta + grad c . dy/dtheta|_t) / (grad c . f(y))``.
+
+    ``y_hit`` carries ``dy/dtheta`` at fixed time (see :func:`_detached_condition`),
+    ``c`` its explicit parameter dependence. Both are collected by
+    ``c - stop_gradient(c)`` (value 0, derivative the numerator), so
+
+    ``t = t_hit - (c - sg(c)) / (dc/dt)``  (value ``t_hit``, derivative ``dt*/dtheta``)
+
+    ``y = y_hit + f(y_hit) * (t - t_hit)``   (value ``y_hit``, derivative
+    ``dy/dtheta|_t + f dt*/dtheta``, the total derivative of the state at the spike).
+
+    Where no spike happened (``hit`` false) both are returned unchanged. A grazing
+    crossing (``dc/dt <= 0`` numerically) gets no time derivative.
+    """
+    t_hit = jax.lax.stop_gradient(t_hit)
+    c, slope = _condition_and_slope(populations, y_hit, refractory, armed)
+    ok = hit & (slope > 0)
+    safe = jnp.where(ok, slope, jnp.ones_like(slope))
+    dt = jnp.where(ok, -(c - jax.lax.stop_gradient(c)) / safe, jnp.zeros_like(c))
+    f = dyn.vector_field(populations, y_hit, refractory)
+    y = jax.tree_util.tree_map(lambda v, fv: v + fv * dt, y_hit, f)
+    return t_hit + dt, y
+
+
+def _integrate(net: Network, y, t0, t1, refractory, armed, options: SimOptions, dtype):
+    """Solve from ``t0`` towards ``t1``, stopping at the first armed crossing.
+
+    Returns ``(t, y, hit, ok)``: the stop time, the state there, whether a spike
+    stopped the solve, and whether the solver succeeded. At a spike, ``t`` and
+    ``y`` carry the implicit-function-theorem derivatives
+    (:func:`_attach_spike_gradient`).
+    """
+    populations = net.populations
+    spiking = any(type(p).SPIKING for p in populations)
+    event = (
+        dfx.Event(_cond, options.get_root_finder(dtype), direction=True) if spiking else None
+    )
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(_vf),
+        options.get_solver(),
+        t0,
+        t1,
+        options.dt,
+        y,
+        args=(populations, refractory, armed),
+        stepsize_controller=options.get_controller(dtype),
+        event=event,
+        max_steps=options.max_solver_steps,
+        throw=False,
+        saveat=dfx.SaveAt(t1=True),
+    )
+    y1 = jax.tree_util.tree_map(lambda x: x[-1], sol.ys)
+    t1 = sol.ts[-1]
+    ok = (sol.result == dfx.RESULTS.successful) | (sol.result == dfx.RESULTS.event_occurred)
+    if not spiking:
+        return t1, y1, jnp.asarray(False), ok
+    hit = jnp.asarray(sol.event_mask)
+    t_spike, y_spike = _attach_spike_gradient(populations, t1, y1, refractory, armed, hit)
+    t1 = jnp.where(hit, t_spike, t1)
+    y1 = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y1)
+    return t1, y1, hit, ok
+
+
+# --------------------------------------------------------------------- loop
+def simulate(
+    net: Network,
+    input_times,
+    t_end,
+    *,
+    options: SimOptions | None = None,
+    obs_times=None,
+    stop_when_output_spiked: bool = False,
+    record_spikes: bool = True,
+    **kwargs,
+) -> SimResult:
+    """Simulate ``net`` on one sample from ``t = 0`` to ``t_end``.
+
+    - ``input_times``: ``(in_size,)`` or ``(in_size, k)``, ``inf`` = absent.
+    - ``obs_times``: optional ascending times at which to record the output
+      population's observables (recorded before inputs arriving at that instant).
+    - ``stop_when_output_spiked``: stop as soon as every output neuron spiked.
+    - ``record_spikes``: keep the spike buffers (else they have size 0).
+    - ``options`` / ``**kwargs``: :class:`~eventax_dsl.sim.options.SimOptions`.
+    """
+    opts = make_options(options, **kwargs)
+    pops = net.populations
+    leaf = next(iter(pops[0].params.values()))
+    dtype = leaf.dtype
+    sched = make_schedule(input_times, net.in_size, dtype)
+    t_end = jnp.asarray(t_end, dtype)
+    if obs_times is not None:
+        obs_times = jnp.asarray(obs_times, dtype)
+        if obs_times.ndim != 1:
+            raise ValueError(f"times must be 1-D, got shape {obs_times.shape}")
+    n_obs = 0 if obs_times is None else int(obs_times.shape[0])
+    max_spikes = spike_budget(net, opts)
+    budget = event_budget(net, opts, sched.size, n_obs)
+    buffer = max_spikes if record_spikes else 0
+    offsets = jnp.asarray(net.offsets, jnp.int32)
+    refr_periods = tuple(
+        p.refractory_periods() if type(p).REFRACTORY else None for p in pops
+    )
+    out_idx = net.output
+    gid = tuple(jnp.arange(p.n, dtype=jnp.int32) + o for p, o in zip(pops, net.offsets))
+
+    y0 = dyn.initial_state(net)
+    if obs_times is None:
+        observed = None
+    else:
+        shapes = jax.eval_shape(pops[out_idx].observables, y0[out_idx])
+        observed = {
+            k: jnp.full((n_obs, *v.shape), jnp.nan, v.dtype) for k, v in shapes.items()
+        }
+    full = lambda n, v: jnp.full((n,), v, dtype)
+    init = _Carry(
+        t=jnp.zeros((), dtype),
+        y=y0,
+        ptr=jnp.zeros((), jnp.int32),
+        obs_ptr=jnp.zeros((), jnp.int32),
+        refr_until=tuple(full(p.n, -jnp.inf) for p in pops),
+        last_spike=tuple(full(p.n, -jnp.inf) for p in pops),
+        first_spike=tuple(full(p.n, jnp.inf) for p in pops),
+        n_spikes=jnp.zeros((), jnp.int32),
+        spike_times=full(buffer, jnp.inf),
+        spike_ids=jnp.full((buffer,), -1, jnp.int32),
+        observed=observed,
+        done=jnp.asarray(False),
+        status=jnp.asarray(OK, jnp.int32),
+        n_events=jnp.zeros((), jnp.int32),
+    )
+
+    def body(c: _Carry) -> _Carry:
+        t = c.t
+        refractory = tuple(r > t for r in c.refr_until)
+        cond = dyn.conditions(pops, c.y)
+        eligible = []
+        for p, refr, fs in zip(pops, refractory, c.first_spike):
+            m = type(p)
+            e = jnp.full((p.n,), m.SPIKING)
+            if m.REFRACTORY and m.GUARDED:
+                e = e & ~refr
+            if opts.amos:
+                e = e & ~jnp.isfinite(fs)
+            eligible.append(e)
+        immediate = tuple(
+            e & (cv >= 0) & (ls != t) for e, cv, ls in zip(eligible, cond, c.last_spike)
+        )
+        armed = tuple(e & (cv < 0) for e, cv in zip(eligible, cond))
+        any_now = jnp.any(jnp.stack([jnp.any(m) for m in immediate]))
+
+        # ---- the next scheduled time
+        t_in = sched.time_at(c.ptr)
+        t_next = jnp.minimum(t_in, t_end)
+        for r in c.refr_until:
+            t_next = jnp.minimum(t_next, jnp.min(jnp.where(r > t, r, jnp.inf), initial=jnp.inf))
+        if obs_times is not None:
+            safe = jnp.minimum(c.obs_ptr, n_obs - 1)
+            t_obs = jnp.where(c.obs_ptr < n_obs, obs_times[safe], jnp.inf)
+            t_next = jnp.minimum(t_next, t_obs)
+        t_stop = jnp.where(any_now, t, jnp.maximum(t_next, t))
+
+        # ---- integrate to it, or to the first spike
+        t_hit, y1, hit, ok = _integrate(net, c.y, t, t_stop, refractory, armed, opts, dtype)
+        hit = hit & ~any_now
+        t1 = jnp.where(hit, t_hit, t_stop)
+
+        # ---- who spikes
+        cond1 = dyn.conditions(pops, y1)
+        first = dyn.argmax_mask(cond1, armed)
+        spiked = tuple(
+            jnp.where(any_now, im, hit & a & (f | (cv >= 0)))
+            for im, a, f, cv in zip(immediate, armed, first, cond1)
+        )
+        any_spike = jnp.any(jnp.stack([jnp.any(m) for m in spiked]))
+
+        # ---- record spikes
+        flat = jnp.concatenate(spiked)
+        n_new = jnp.sum(flat, dtype=jnp.int32)
+        spike_times, spike_ids = c.spike_times, c.spike_ids
+        if buffer:
+            rank = jnp.cumsum(flat, dtype=jnp.int32) - 1
+            idx = jnp.where(flat, c.n_spikes + rank, buffer)
+            spike_times = spike_times.at[idx].set(t1, mode="drop")
+            spike_ids = spike_ids.at[idx].set(jnp.concatenate(gid), mode="drop")
+        n_spikes = c.n_spikes + n_new
+        first_spike = tuple(
+            jnp.where(s & ~jnp.isfinite(fs), t1, fs) for s, fs in zip(spiked, c.first_spike)
+        )
+        last_spike = tuple(jnp.where(s, t1, ls) for s, ls in zip(spiked, c.last_spike))
+        refr_until = tuple(
+            r if T is None else jnp.where(s, t1 + T, r)
+            for s, r, T in zip(spiked, c.refr_until, refr_periods)
+        )
+
+        # ---- scheduled events (only when nobody spiked)
+        is_input = ~any_spike & (t1 == t_in)
+        is_obs = None
+        observed_new = c.observed
+        obs_ptr = c.obs_ptr
+        if obs_times is not None:
+            is_obs = ~any_spike & (t1 == t_obs)
+            vals = pops[out_idx].observables(y1[out_idx])
+            at = is_obs & (obs_times == t_obs)
+            observed_new = {
+                k: dyn._select(at, jnp.broadcast_to(vals[k], v.shape), v)
+                for k, v in c.observed.items()
+            }
+            obs_ptr = obs_ptr + jnp.where(is_obs, jnp.sum(obs_times == t_obs, dtype=jnp.int32), 0)
+
+        # ---- apply: reset, then deliver spikes and inputs
+        y2 = dyn.reset(pops, y1, spiked)
+        sources = {p: s.astype(dtype) for p, s in enumerate(spiked) if type(pops[p]).SPIKING}
+        sources[-1] = sched.counts_at(t_in, net.in_size) * is_input.astype(dtype)
+        blocked = tuple(
+            (r > t1) if type(p).REFRACTORY else jnp.zeros((p.n,), bool)
+            for p, r in zip(pops, refr_until)
+        )
+        y2 = dyn.deliver(net, y2, sources, blocked)
+        ptr = c.ptr + jnp.where(is_input, sched.n_at(t_in).astype(jnp.int32), 0)
+
+        # ---- termination and errors
+        done = ~any_spike & (t1 >= t_end)
+        if stop_when_output_spiked:
+            done = done | jnp.all(jnp.isfinite(first_spike[out_idx]))
+        bad = dyn.non_finite(y2)
+        status = jnp.where(ok, OK, SOLVER)
+        if bad.shape[0]:
+            status = jnp.where(
+                (status == OK) & jnp.any(bad), NAN_BASE + jnp.argmax(bad), status
+            )
+        if buffer:
+            status = jnp.where((status == OK) & (n_spikes > buffer), SPIKE_BUFFER, status)
+        status = jnp.where(c.status == OK, status, c.status).astype(jnp.int32)
+        return _Carry(
+            t=t1,
+            y=y2,
+            ptr=ptr,
+            obs_ptr=obs_ptr,
+            refr_until=refr_until,
+            last_spike=last_spike,
+            first_spike=first_spike,
+            n_spikes=n_spikes,
+            spike_times=spike_times,
+            spike_ids=spike_ids,
+            observed=observed_new,
+            done=done | (status != OK),
+            status=status,
+            n_events=c.n_events + 1,
+        )
+
+    final = _run_loop(body, init, budget, opts.loop)
+    status = jnp.where((final.status == OK) & ~final.done, BUDGET, final.status)
+    messages = _messages(net, budget, max_spikes, opts)
+    t_final = eqx.branched_error_if(final.t, status != OK, status, messages)
+    return SimResult(
+        t=t_final,
+        state=final.y,
+        first_spike=final.first_spike,
+        n_spikes=final.n_spikes,
+        spike_times=final.spike_times,
+        spike_ids=final.spike_ids,
+        observed=final.observed,
+        n_events=final.n_events,
+    )
+
+
+def _run_loop(body, init: _Carry, budget: int, kind: str) -> _Carry:
+    if kind == "checkpointed":
+        return eqxi.while_loop(
+            lambda c: ~c.done, body, init, max_steps=budget, kind="checkpointed"
+        )
+
+    def step(c, _):
+        return jax.lax.cond(c.done, lambda c: c, body, c), None
+
+    final, _ = jax.lax.scan(step, init, None, length=budget)
+    return final
+
+
+def _messages(net: Network, budget: int, max_spikes: int, opts: SimOptions) -> list[str]:
+    models = ", ".join(sorted({type(p).NAME for p in net.populations}))
+    msgs = [""] * NAN_BASE
+    msgs[OK] = "no error"
+    msgs[BUDGET] = (
+        f"eventax_dsl.sim: the event budget of {budget} loop iterations was exhausted "
+        f"before the end of the simulation (models: {models}). Raise it with the "
+        f"option max_events=... (currently {opts.max_events}) or max_spikes=... "
+        f"(currently {max_spikes} spikes); each input spike, observation time, spike "
+        f"and refractory end uses one iteration. A neuron that keeps firing at once "
+        f"after its own reset can also cause this."
+    )
+    msgs[SPIKE_BUFFER] = (
+        f"eventax_dsl.sim: more than max_spikes={max_spikes} spikes occurred; the "
+        f"spike buffer is full. Raise it with the option max_spikes=..."
+    )
+    msgs[SOLVER] = (
+        f"eventax_dsl.sim: the ODE solver failed between two events (models: {models}): "
+        f"it reached max_solver_steps={opts.max_solver_steps} or the step size "
+        f"collapsed. Common causes: NaN/Inf in a model's dynamics, a very stiff "
+        f"model (loosen rtol/atol or raise max_solver_steps)."
+    )
+    for name in dyn.state_variable_names(net):
+        msgs.append(
+            f"eventax_dsl.sim: NaN or Inf in {name}. Check the model's dynamics, "
+            f"reset and input rules for this variable (division by zero, log/sqrt "
+            f"of a negative number, overflow)."
+        )
+    return msgs

@@ -1,0 +1,131 @@
+"""Simulator options: the ODE solver between events, the root finder, the budget.
+
+All options are *static*: they are Python values fixed at trace time, so
+changing one recompiles, while changing weights, parameters or input times
+does not. :class:`SimOptions` is a frozen dataclass (hashable), which is what
+``jax.jit`` needs from anything that is not an array.
+
+Accuracy defaults follow the floating-point precision in use
+(``jax_enable_x64``):
+
+========================  =================  ================
+                          float64            float32
+========================  =================  ================
+``rtol`` / ``atol``       1e-8 / 1e-8        1e-5 / 1e-5
+root finder tolerance     1e-12              1e-6
+========================  =================  ================
+
+The root finder tolerance is on the *time* of a spike (relative and absolute),
+Newton's method converges quadratically so a tight one costs one iteration more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import diffrax as dfx
+import jax.numpy as jnp
+import optimistix as optx
+
+#: Default number of spikes per spiking neuron the event budget allows for.
+DEFAULT_SPIKES_PER_NEURON = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class SimOptions:
+    """How to simulate; every field is static (changing one recompiles).
+
+    **Solver between events**
+
+    - ``solver``: a Diffrax ODE solver; default :class:`diffrax.Tsit5`.
+    - ``rtol``, ``atol``: tolerances of the adaptive step size controller
+      (:class:`diffrax.PIDController`); ``None`` picks the precision-dependent
+      default in the module docstring.
+    - ``dt``: if given, use fixed steps of this size instead
+      (:class:`diffrax.ConstantStepSize`); spikes are still located exactly by
+      root finding on the solver's dense interpolation.
+    - ``dtmax``: largest step of the adaptive controller (``None``: unbounded).
+      A threshold crossing that goes up *and back down* inside one step is not
+      seen, so bound the step when conditions can do that.
+    - ``max_solver_steps``: bound on solver steps between two events.
+    - ``root_tol``: tolerance of the Newton root finder on the spike time.
+
+    **Semantics**
+
+    - ``amos``: at most one spike per neuron; a neuron that has spiked is never
+      tested again (its state still evolves, and it is reset once).
+
+    **Budget** (see :func:`eventax_dsl.sim.loop.event_budget`)
+
+    - ``max_spikes``: size of the spike buffer / spike budget; default
+      ``DEFAULT_SPIKES_PER_NEURON`` times the number of spiking neurons
+      (the number of spiking neurons with ``amos``).
+    - ``max_events``: bound on loop iterations; default derived from the input
+      size, the observation times and ``max_spikes``.
+
+    **Outer loop**
+
+    - ``loop``: ``"checkpointed"`` (default: an ``equinox.internal.while_loop``
+      that stops as soon as the simulation is over and is reverse-mode
+      differentiable with online checkpointing) or ``"scan"`` (a ``lax.scan`` over
+      the whole budget with a done flag; no recomputation on the backward pass, but
+      always runs ``max_events`` iterations).
+    """
+
+    solver: dfx.AbstractSolver | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    dt: float | None = None
+    dtmax: float | None = None
+    max_solver_steps: int = 4096
+    root_tol: float | None = None
+    amos: bool = False
+    max_spikes: int | None = None
+    max_events: int | None = None
+    loop: Literal["checkpointed", "scan"] = "checkpointed"
+
+    def __post_init__(self):
+        if self.loop not in ("checkpointed", "scan"):
+            raise ValueError(f"loop must be 'checkpointed' or 'scan', got {self.loop!r}")
+        for name in ("max_spikes", "max_events"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.dt is not None and not self.dt > 0:
+            raise ValueError(f"dt must be positive, got {self.dt!r}")
+
+    # ------------------------------------------------------------ resolved
+    def _is64(self, dtype) -> bool:
+        return jnp.dtype(dtype) == jnp.float64
+
+    def get_solver(self) -> dfx.AbstractSolver:
+        return dfx.Tsit5() if self.solver is None else self.solver
+
+    def get_controller(self, dtype) -> dfx.AbstractStepSizeController:
+        if self.dt is not None:
+            return dfx.ConstantStepSize()
+        default = 1e-8 if self._is64(dtype) else 1e-5
+        rtol = default if self.rtol is None else self.rtol
+        atol = default if self.atol is None else self.atol
+        return dfx.PIDController(rtol=rtol, atol=atol, dtmax=self.dtmax)
+
+    def get_root_finder(self, dtype) -> optx.AbstractRootFinder:
+        tol = self.root_tol
+        if tol is None:
+            tol = 1e-12 if self._is64(dtype) else 1e-6
+        return optx.Newton(rtol=tol, atol=tol)
+
+
+def make_options(options: SimOptions | None = None, **kwargs) -> SimOptions:
+    """``options`` updated with keyword arguments (``SimOptions()`` if ``None``)."""
+    base = SimOptions() if options is None else options
+    if not kwargs:
+        return base
+    unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(SimOptions)})
+    if unknown:
+        raise TypeError(
+            f"unknown simulator option(s) {', '.join(unknown)}; options are: "
+            + ", ".join(f.name for f in dataclasses.fields(SimOptions))
+        )
+    return dataclasses.replace(base, **kwargs)
