@@ -20,7 +20,7 @@ from ..language.diagnostics import CompileError, Diagnostic, Span, did_you_mean
 from . import units as U
 from .functions import BUILTINS, CONSTANTS, vsum
 from .ir import ChannelIR, ModelIR, ParamIR, StateIR
-from .simplify import linear_blocks, simplify_safe
+from .simplify import Budget, linear_blocks, simplify_safe
 
 MAX_VECTOR = 4096
 
@@ -361,17 +361,22 @@ class Checker:
             self.warnings.append(Diagnostic("W002", f"state '{s.name}' never changes (no equation, "
                                                     "reset or input rule)", s.name_span))
         digest = hashlib.sha256((self.source or "").encode("utf-8", "surrogatepass")).hexdigest()
-        dyn = {k: simplify_safe(v, self.rewrites) for k, v in dynamics.items()}
+        budget = Budget()
+
+        def simplify(expr):
+            return simplify_safe(expr, self.rewrites, budget)
+
+        dyn = {k: simplify(v) for k, v in dynamics.items()}
         return ModelIR(
             name=m.name, doc=m.doc, filename=self.filename, source_sha256=digest,
             states=states, params=params, channels=channels,
             aliases={k: v.expr for k, v in self.alias_typed.items()},
             dynamics=dyn,
-            spike=None if spike is None else simplify_safe(spike, self.rewrites),
+            spike=None if spike is None else simplify(spike),
             guarded=guarded, refractory=refractory, clamped=clamped,
-            reset={k: simplify_safe(v, self.rewrites) for k, v in reset.items()},
-            receive={k: simplify_safe(v, self.rewrites) for k, v in receive.items()},
-            observables={k: simplify_safe(v, self.rewrites) for k, v in observables.items()},
+            reset={k: simplify(v) for k, v in reset.items()},
+            receive={k: simplify(v) for k, v in receive.items()},
+            observables={k: simplify(v) for k, v in observables.items()},
             linear_blocks=linear_blocks(dyn, state_names, [p.name for p in params]),
             rewrites=self.rewrites,
         )

@@ -27,7 +27,9 @@ SIMPLIFY_MAX_OPS = 60
 SIMPLIFY_BUDGET = 0.25
 
 
-class _Budget:
+class Budget:
+    """Wall-clock budget shared by all simplifications of one model."""
+
     def __init__(self):
         self.start = None
 
@@ -42,7 +44,7 @@ def _exp_args(expr) -> set:
                                                       if a.base == sp.E}
 
 
-def simplify_safe(expr: sp.Expr, notes: list[str] | None = None, budget: _Budget | None = None) -> sp.Expr:
+def simplify_safe(expr: sp.Expr, notes: list[str] | None = None, budget: Budget | None = None) -> sp.Expr:
     """Simplify within a budget, never introducing an exponential that overflows sooner."""
     expr = remove_singularities(expr, notes)
     if budget is not None and not budget.left():
@@ -66,7 +68,7 @@ def remove_singularities(expr: sp.Expr, notes: list[str] | None = None) -> sp.Ex
         if not term.is_Mul:
             return term
         num, den = sp.fraction(term)
-        den = sp.expand(den) if den.has(sp.exp) else den
+        den = sp.expand(den, power_exp=False, mul=True) if den.has(sp.exp) else den
         if den == 1 or not den.is_Add or len(den.args) != 2:
             return term
         consts = [a for a in den.args if not a.has(sp.exp)]
@@ -79,7 +81,7 @@ def remove_singularities(expr: sp.Expr, notes: list[str] | None = None) -> sp.Ex
             return term
         g = e.args[0]
         # den = coeff*(exp(g) - 1) = coeff*g*exprel(g); removable if num vanishes with g
-        rest = sp.cancel(num / g)
+        rest = sp.cancel(sp.nsimplify(num, rational=True) / sp.nsimplify(g, rational=True))
         if sp.denom(rest).free_symbols & g.free_symbols:
             return term
         if notes is not None:
