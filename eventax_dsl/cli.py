@@ -100,4 +100,11 @@ def compile_main(argv=None) -> int:
 
 
 def main():  # pragma: no cover - console entry point
-    sys.exit(compile_main())
+    try:
+        sys.exit(compile_main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a compiler bug: say so plainly, no traceback
+        print(f"eventax-compile: internal error ({type(exc).__name__}: {exc}); please report it "
+              "with the input file", file=sys.stderr)
+        sys.exit(3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -23,6 +24,8 @@ from .ir import ChannelIR, ModelIR, ParamIR, StateIR
 from .simplify import Budget, linear_blocks, simplify_safe
 
 MAX_VECTOR = 4096
+#: keywords that may appear inside expressions: never valid as declared names
+EXPRESSION_KEYWORDS = frozenset({"if", "then", "else", "and", "or", "not", "refractory"})
 
 # kinds of names
 STATE, PARAM, CONST, ALIAS, CHANNEL = "state", "parameter", "constant", "alias", "weight channel"
@@ -35,6 +38,7 @@ class Info:
     shape: tuple[int, ...] = ()
     dim: U.Dim | None = U.DIMENSIONLESS
     value: object = None  # constants: sympy number; aliases: expression
+    failed: bool = False  # its declaration had an error (already reported): uses are not checked
 
 
 class _Failed(Exception):
@@ -65,6 +69,9 @@ class Checker:
         self.used: set[str] = set()
         self.alias_typed: dict[str, Typed] = {}
         self.rewrites: list[str] = []
+        # units are checked only in models that use them: a model written in bare
+        # numbers (tau = 20, v' = -v / tau) has no units to mismatch
+        self.units_on = _uses_units(model)
 
     # ---------------------------------------------------------------- utils
     def error(self, code, message, span, hint=None):
@@ -74,6 +81,12 @@ class Checker:
         if name.startswith("_"):
             self.error("E011", f"invalid name '{name}': names may not start with '_'", span,
                        "names are letters, digits and '_', starting with a letter")
+            self.names.setdefault(name, Info(kind, span, failed=True))
+            return False
+        if name in EXPRESSION_KEYWORDS:
+            self.error("E011", f"invalid name '{name}': it is a keyword of the language", span,
+                       "it could never be used in an expression; choose another name")
+            self.names.setdefault(name, Info(kind, span, failed=True))
             return False
         if name in CONSTANTS:
             self.error("E010", f"'{name}' is a built-in constant and cannot be redefined", span)
@@ -97,6 +110,8 @@ class Checker:
                            did_you_mean(value, [n for n, i in self.names.items() if i.kind == CONST])
                            or "declare it under 'constants:'")
                 return None
+            if info.failed:
+                return None
             value = info.value
             if not (value.is_Integer or (value.is_Float and float(value).is_integer())):
                 self.error("E028", f"vector length '{size.value}' = {value} is not an integer", size.span)
@@ -115,7 +130,11 @@ class Checker:
                          None, ())
         if isinstance(e, ast.Quantity):
             scale, dim = self.unit(e.unit, e.unit_span)
-            return Typed(sp.Float(float(_exact(e.text) * scale)), dim, ())
+            value = _to_float(_exact(e.text) * scale)
+            if not math.isfinite(value):
+                self.error("E029", f"the quantity {e.text} {e.unit} is too large for a float", e.span)
+                raise _Failed
+            return Typed(sp.Float(value), dim, ())
         if isinstance(e, ast.Name):
             return self.name(e, allowed, ctx)
         if isinstance(e, ast.RefractoryFlag):
@@ -177,7 +196,7 @@ class Checker:
 
     def name(self, e: ast.Name, allowed, ctx) -> Typed:
         if e.id in CONSTANTS:
-            return Typed(CONSTANTS[e.id], U.DIMENSIONLESS, ())
+            return Typed(CONSTANTS[e.id], U.DIMENSIONLESS if self.units_on else None, ())
         info = self.names.get(e.id)
         if info is None:
             if e.id not in self.reported_undefined:
@@ -191,19 +210,22 @@ class Checker:
             if info.kind == CHANNEL:
                 self.error("E031", f"weight channel '{e.id}' can only be used in the 'on input' rule", e.span)
             else:
-                self.error("E035" if ctx in ("default", "constant", "size") else "E012",
+                self.error("E035" if STATE not in allowed else "E012",
                            f"{ctx} cannot refer to the {info.kind} '{e.id}'", e.span,
                            _allowed_hint(allowed))
             raise _Failed
         self.used.add(e.id)
+        if info.failed:
+            raise _Failed  # its declaration already produced an error
+        dim = info.dim if self.units_on else None
         if info.kind == CONST:
-            return Typed(info.value, info.dim, ())
+            return Typed(info.value, dim, ())
         if info.kind == ALIAS:
             t = self.alias_typed.get(e.id)
             if t is None:
                 raise _Failed  # the alias itself had an error, already reported
             return t
-        return Typed(sym(e.id), info.dim, info.shape)
+        return Typed(sym(e.id), dim, info.shape)
 
     def binary(self, e: ast.Binary, allowed, ctx) -> Typed:
         a, b = self.both(e.left, e.right, allowed, ctx)
@@ -212,23 +234,27 @@ class Checker:
         shape = self.broadcast(a, b, e.span)
         if e.op in "+-":
             dim = self.same_dim(a, b, e.span, f"the operands of '{e.op}'")
-            return Typed(a.expr + b.expr if e.op == "+" else a.expr - b.expr, dim, shape)
+            return Typed(self.finite(a.expr + b.expr if e.op == "+" else a.expr - b.expr, e.span), dim, shape)
         if e.op == "*":
-            return Typed(a.expr * b.expr, _mul(a.dim, b.dim, U.mul), shape)
+            return Typed(self.finite(a.expr * b.expr, e.span), _mul(a.dim, b.dim, U.mul), shape)
         if e.op == "/":
-            return Typed(a.expr / b.expr, _mul(a.dim, b.dim, U.div), shape)
+            return Typed(self.finite(a.expr / b.expr, e.span), _mul(a.dim, b.dim, U.div), shape)
         # power
         if b.dim not in (None, U.DIMENSIONLESS):
             self.error("E021", f"an exponent must be dimensionless, not {U.format_dim(b.dim)}", e.right.span)
             raise _Failed
         dim = a.dim
         if a.dim not in (None, U.DIMENSIONLESS):
-            if not b.expr.is_number:
-                self.error("E021", "a quantity with a unit can only be raised to a constant power",
+            exponent = sp.nsimplify(b.expr) if b.expr.is_number and b.expr.is_real else None
+            if exponent is None or not exponent.is_Rational:
+                self.error("E021", "a quantity with a unit can only be raised to a constant rational power",
                            e.right.span)
                 raise _Failed
-            dim = U.power(a.dim, Fraction(str(sp.nsimplify(b.expr))))
-        return Typed(a.expr ** b.expr, dim, shape)
+            dim = U.power(a.dim, Fraction(int(exponent.p), int(exponent.q)))
+        if a.expr.is_number and b.expr.is_number and _huge_power(a.expr, b.expr):
+            self.error("E029", "the value of this power is out of the range of a float", e.span)
+            raise _Failed
+        return Typed(self.finite(a.expr ** b.expr, e.span), dim, shape)
 
     def call(self, e: ast.Call, allowed, ctx) -> Typed:
         fn = BUILTINS.get(e.func)
@@ -266,10 +292,10 @@ class Checker:
                                        f"not {U.format_dim(t.dim)}", a.span,
                                "divide by a quantity of the same unit")
                     raise _Failed
-            return Typed(fn.build(*exprs), U.DIMENSIONLESS, shape)
+            return Typed(self.finite(fn.build(*exprs), e.span), U.DIMENSIONLESS, shape)
         if fn.units == "sqrt":
             dim = None if args[0].dim is None else U.power(args[0].dim, Fraction(1, 2))
-            return Typed(fn.build(*exprs), dim, shape)
+            return Typed(self.finite(fn.build(*exprs), e.span), dim, shape)
         if fn.units == "vector-sum":
             if args[0].shape == ():
                 self.error("E023", "sum() needs a vector argument", e.args[0].span)
@@ -288,6 +314,17 @@ class Checker:
                        "units: s ms us V mV A nA pA S mS uS nS F uF nF pF Ohm kOhm MOhm Hz; "
                        "write 'x / tau' with spaces to divide by a name")
             raise _Failed from None
+
+    def finite(self, expr, span):
+        """``expr``, or E029 if arithmetic on numbers made it infinite, NaN, complex or too large."""
+        if _bad_number(expr):
+            self.error("E029", "this evaluates to a number that is not a finite real float"
+                               + (f" ({_short(expr)})" if expr.is_number else ""), span)
+            raise _Failed
+        return expr
+
+    def unit_name(self, dim) -> str:
+        return U.format_dim(dim) if self.units_on else ""
 
     def numeric(self, t: Typed, span):
         if t.boolean:
@@ -320,20 +357,23 @@ class Checker:
     # --------------------------------------------------------- the model
     def run(self) -> ModelIR:
         m = self.m
+        if m.name.startswith("_"):
+            self.error("E011", f"invalid model name '{m.name}': names may not start with '_'", m.name_span,
+                       "names are letters, digits and '_', starting with a letter")
         # constants, in order (each may use earlier ones)
         for c in m.constants:
             try:
                 t = self.expr(c.value, {CONST}, "a constant")
-                value = sp.nsimplify(t.expr) if t.expr.is_number else None
-                if value is None or not t.expr.is_number:
+                self.numeric(t, c.value.span)
+                if t.shape or not t.expr.is_number:
                     self.error("E035", f"constant '{c.name}' is not a number", c.value.span)
                     raise _Failed
-                if not sp.Float(t.expr).is_finite:
-                    self.error("E029", f"constant '{c.name}' is not finite", c.value.span)
+                if not _real_finite(t.expr):
+                    self.error("E029", f"constant '{c.name}' is not a finite real number", c.value.span)
                     raise _Failed
                 self.declare(c.name, CONST, c.name_span, dim=t.dim or U.DIMENSIONLESS, value=t.expr)
             except _Failed:
-                self.names.setdefault(c.name, Info(CONST, c.name_span, value=sp.Integer(1)))
+                self.names.setdefault(c.name, Info(CONST, c.name_span, value=sp.Integer(1), failed=True))
         params = self.parameters()
         states = self.states_decl()
         channels = self.channels()
@@ -388,15 +428,16 @@ class Checker:
             if p.default is None:
                 self.error("E015", f"parameter '{p.name}' has no default value", p.span,
                            f"write '{p.name} = <value>'")
-                self.declare(p.name, PARAM, p.name_span, shape=shape or ())
+                self.declare(p.name, PARAM, p.name_span, shape=shape or (), dim=None, failed=True)
                 continue
             try:
                 value, dim = self.constant_value(p.default, shape, f"parameter '{p.name}'")
             except _Failed:
-                self.declare(p.name, PARAM, p.name_span, shape=shape or (), dim=None)
+                self.declare(p.name, PARAM, p.name_span, shape=shape or (), dim=None, failed=True)
                 continue
-            if self.declare(p.name, PARAM, p.name_span, shape=shape or (), dim=dim) and shape is not None:
-                out.append(ParamIR(p.name, shape, value, p.learnable, U.format_dim(dim)))
+            if self.declare(p.name, PARAM, p.name_span, shape=shape or (), dim=dim,
+                            failed=shape is None) and shape is not None:
+                out.append(ParamIR(p.name, shape, value, p.learnable, self.unit_name(dim)))
         return out
 
     def constant_value(self, e: ast.Expr, shape, what):
@@ -406,10 +447,18 @@ class Checker:
             values = []
             for el in e.elements:
                 t = self.expr(el, {CONST}, "a default value")
-                if not t.expr.is_number:
+                self.numeric(t, el.span)
+                if t.shape or not t.expr.is_number:
                     self.error("E035", f"the default of {what} must be a constant", el.span)
                     raise _Failed
-                values.append(float(sp.nsimplify(t.expr, rational=True) * sp.Rational(scale)))
+                if not _real_finite(t.expr):
+                    self.error("E029", f"the default of {what} is not a finite real number", el.span)
+                    raise _Failed
+                value = _to_float(sp.nsimplify(t.expr, rational=True) * sp.Rational(scale))
+                if not math.isfinite(value):
+                    self.error("E029", f"the default of {what} is too large for a float", el.span)
+                    raise _Failed
+                values.append(value)
                 if t.dim is not None and e.unit is None:
                     dim = t.dim
             if not shape:
@@ -421,14 +470,14 @@ class Checker:
                 raise _Failed
             return tuple(values), dim
         t = self.expr(e, {CONST}, "a default value")
+        self.numeric(t, e.span)
         if not t.expr.is_number:
             self.error("E035", f"the default of {what} must be a constant", e.span)
             raise _Failed
-        value = complex(sp.N(t.expr))
-        if value.imag != 0 or not abs(value.real) < float("inf"):
+        if not _real_finite(t.expr):
             self.error("E029", f"the default of {what} is not a finite real number", e.span)
             raise _Failed
-        return value.real, (t.dim or U.DIMENSIONLESS)
+        return complex(sp.N(t.expr)).real, (t.dim or U.DIMENSIONLESS)
 
     def states_decl(self) -> list[StateIR]:
         out = []
@@ -437,7 +486,7 @@ class Checker:
             if s.init is None:
                 self.error("E014", f"state '{s.name}' has no initial value", s.span,
                            f"write '{s.name} = <value>'")
-                self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=None)
+                self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=None, failed=True)
                 continue
             try:
                 if isinstance(s.init, ast.VectorLiteral):
@@ -457,10 +506,11 @@ class Checker:
                                                "vector", s.init.span)
                             raise _Failed
             except _Failed:
-                self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=None)
+                self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=None, failed=True)
                 continue
-            if self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=dim) and shape is not None:
-                out.append(StateIR(s.name, shape, U.format_dim(dim), init))
+            if self.declare(s.name, STATE, s.name_span, shape=shape or (), dim=dim,
+                            failed=shape is None) and shape is not None:
+                out.append(StateIR(s.name, shape, self.unit_name(dim), init))
         return out
 
     def channels(self) -> list[ChannelIR]:
@@ -469,7 +519,8 @@ class Checker:
             return out
         for c in self.m.input.channels:
             shape = self.size(c.size)
-            if self.declare(c.name, CHANNEL, c.span, shape=shape or (), dim=None) and shape is not None:
+            if self.declare(c.name, CHANNEL, c.span, shape=shape or (), dim=None,
+                            failed=shape is None) and shape is not None:
                 out.append(ChannelIR(c.name, shape))
         return out
 
@@ -705,6 +756,72 @@ class Checker:
             except _Failed:
                 continue
         return out
+
+
+def _to_float(x) -> float:
+    """A (possibly huge) exact number as a float: inf where it overflows."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf
+
+
+def _real_finite(x) -> bool:
+    """Whether the SymPy number ``x`` is real and finite as a float."""
+    try:
+        value = complex(sp.N(x))
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return False
+    return value.imag == 0 and math.isfinite(value.real)
+
+
+def _bad_number(expr) -> bool:
+    """Whether ``expr`` contains an infinite, NaN, complex or out-of-range number."""
+    if expr.has(sp.zoo, sp.oo, sp.nan, sp.I):
+        return True
+    for n in expr.atoms(sp.Number):
+        if not math.isfinite(_to_float(n)):
+            return True
+    return any(p.is_number and p.is_real is False for p in expr.atoms(sp.Pow))
+
+
+def _huge_power(base, exponent) -> bool:
+    """Whether ``base ** exponent`` (numbers) is far outside float range: SymPy must not compute it
+    exactly (``10^10^10`` would take forever)."""
+    b, x = abs(_complex(base)), abs(_complex(exponent))
+    if not (math.isfinite(b) and math.isfinite(x)):
+        return True
+    return b not in (0.0, 1.0) and x * abs(math.log2(b)) > 4096
+
+
+def _complex(x) -> complex:
+    try:
+        return complex(sp.N(x))
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return complex(math.nan)
+
+
+def _short(expr) -> str:
+    text = sp.sstr(expr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _uses_units(model: ast.Model) -> bool:
+    """Whether any number in the model carries a unit."""
+    exprs = [d.value for d in model.constants]
+    exprs += [d.default for d in model.parameters if d.default is not None]
+    exprs += [d.init for d in model.states if d.init is not None]
+    exprs += [d.expr for d in model.equations]
+    if model.spike:
+        exprs.append(model.spike.condition)
+    if model.refractory:
+        exprs.append(model.refractory.duration)
+    for block in (model.reset, model.input):
+        if block:
+            exprs += [a.expr for a in block.assignments]
+    exprs += [o.expr for o in model.observables or () if o.expr is not None]
+    return any(isinstance(n, ast.Quantity) or (isinstance(n, ast.VectorLiteral) and n.unit)
+               for e in exprs for n in ast.walk(e))
 
 
 def _allowed_hint(allowed):

@@ -24,7 +24,7 @@ from .functions import exprel, vsum
 #: expressions with more operations than this are not given to sympy.simplify
 SIMPLIFY_MAX_OPS = 60
 #: wall-clock budget for all simplifications of one model (seconds)
-SIMPLIFY_BUDGET = 0.25
+SIMPLIFY_BUDGET = 0.2
 
 
 class Budget:
@@ -99,18 +99,24 @@ def linear_blocks(dynamics: dict[str, sp.Expr], states: list[str], params: list[
     is split into connected blocks (states that feed each other).
     """
     syms = {s: sp.Symbol(s, real=True) for s in states}
+    funcs = {s: dynamics.get(s, sp.Integer(0)) for s in states}
+    state_set = set(states)
+    # the states each derivative uses (only those matter for affinity: near-linear time in #states)
+    used = {s: {str(x) for x in funcs[s].free_symbols} & state_set for s in states}
     keep = set(states)
     changed = True
     while changed:
         changed = False
         for s in sorted(keep):
-            f = dynamics.get(s, sp.Integer(0))
-            used = {str(x) for x in f.free_symbols} & set(states)
-            if used - keep or not _affine(f, [syms[k] for k in sorted(keep)]):
+            if used[s] - keep or not _affine(funcs[s], [syms[k] for k in sorted(used[s])]):
                 keep.discard(s)
                 changed = True
     # connected components among kept states (edge: one's derivative uses the other)
-    graph = {s: {str(x) for x in dynamics.get(s, sp.Integer(0)).free_symbols} & keep for s in keep}
+    graph = {s: used[s] & keep for s in keep}
+    users = {s: set() for s in keep}
+    for s, deps in graph.items():
+        for d in deps:
+            users[d].add(s)
     blocks, seen = [], set()
     for s in states:
         if s not in keep or s in seen:
@@ -121,7 +127,7 @@ def linear_blocks(dynamics: dict[str, sp.Expr], states: list[str], params: list[
             if x in comp:
                 continue
             comp.add(x)
-            stack.extend(graph[x] | {y for y in keep if x in graph[y]})
+            stack.extend(graph[x] | users[x])
         seen |= comp
         blocks.append(tuple(x for x in states if x in comp))
     return blocks

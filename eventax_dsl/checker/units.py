@@ -40,6 +40,8 @@ _BASE = {
 _CANONICAL_SI = (Fraction(1, 10**3), Fraction(1, 10**3), Fraction(1, 10**9))  # one ms, one mV, one nA in SI
 _NAMED_DIMENSIONLESS = {"1", "percent"}
 
+MAX_UNIT_POWER = 12  # largest exponent written in a unit, e.g. ms^-2
+
 _FACTOR = re.compile(r"([^\^*/]+)(?:\^(-?[0-9]+))?")
 
 
@@ -72,6 +74,8 @@ def parse_unit(text: str) -> tuple[Fraction, Dim]:
         if not m:
             raise UnitError(part)
         power = sign * int(m.group(2) or 1)
+        if abs(power) > MAX_UNIT_POWER:  # (also keeps 1 mV^1000000000 from taking forever)
+            raise UnitError(part)
         size, d = _lookup(m.group(1))
         scale_si *= Fraction(size) ** power
         dim = [a + power * b for a, b in zip(dim, d)]

@@ -217,8 +217,15 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
             for sub in line.split("\n"):
                 emit("        " + sub)
 
+    exprs_by_key: dict[str, sp.Expr] = {}
+    vectors = {x.name for x in (*ir.states, *ir.params, *ir.channels) if x.shape}
+
     def state_wrap(k, code):
-        return f"rt.fill_like({code}, s[{k!r}])"
+        # a constant, or a scalar value for a vector state, needs the state's shape and dtype
+        expr = exprs_by_key.get(k)
+        if expr is None or not expr.free_symbols or (shape[k] and not {str(x) for x in expr.free_symbols} & vectors):
+            return f"rt.fill_like({code}, s[{k!r}])"
+        return code
 
     # init: fill to the state's shape, in the parameters' float dtype
     init = {s.name: s.init for s in ir.states}
@@ -237,6 +244,8 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     method("init(self, p)", "Initial state of one neuron.", init_lines)
 
     dyn = {s: ir.dynamics.get(s, sp.Integer(0)) for s in states}
+    exprs_by_key.clear()
+    exprs_by_key.update(dyn)
     doc = "Time derivatives between events (per ms):\n\n" + "".join(
         f"        {s}' = {sp.sstr(ir.dynamics[s])}\n" for s in states if s in ir.dynamics) + "        "
     method("dynamics(self, p, s)", doc, _body(dyn, ir, src, state_wrap))
@@ -247,9 +256,11 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
         method("spike_condition(self, p, s)",
                f"Spike where this crosses zero upwards: {sp.sstr(ir.spike)}.", lines)
         new = {k: ir.reset.get(k) for k in states if k in ir.reset}
+        exprs_by_key.clear()
+        exprs_by_key.update(new)
         if new:
             lines = _body(new, ir, src, state_wrap)
-            lines[-1] = lines[-1].replace("return {", "return {**s, ", 1)
+            lines[-1] = _merge_into_state(lines[-1])
             method("reset(self, p, s)", "State right after a spike (all right-hand sides read the "
                                         "pre-reset values).", lines)
     else:
@@ -262,9 +273,11 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
         method("refractory_period(self, p)", "Refractory period in ms.", lines)
 
     recv = {k: ir.receive[k] for k in states if k in ir.receive}
+    exprs_by_key.clear()
+    exprs_by_key.update(recv)
     if recv:
         lines = _body(recv, ir, {**src, "w": channels}, state_wrap)
-        lines[-1] = lines[-1].replace("return {", "return {**s, ", 1)
+        lines[-1] = _merge_into_state(lines[-1])
     else:
         lines = ["return dict(s)"]
     method("receive(self, p, s, w)", "State right after input of summed weights w arrives.", lines)
@@ -283,6 +296,13 @@ def _docstring(text: str, indent: str) -> str:
         body = ("\n" + indent).join(text.splitlines()).replace(indent + "\n", "\n")
         return f'{indent}"""{body}\n{indent}"""'
     return f"{indent}__doc__ = {text!r}"
+
+
+def _merge_into_state(ret: str) -> str:
+    """``return {...}`` -> ``return {**s, ...}`` (states not assigned keep their value)."""
+    if ret.startswith("return {\n"):
+        return ret.replace("return {\n", "return {\n    **s,\n", 1)
+    return ret.replace("return {", "return {**s, ", 1)
 
 
 def _class_doc(ir: ModelIR) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 #: Every diagnostic code with a one-line summary (docs/language.md has examples).
 CODES: dict[str, str] = {
+    "E000": "the file cannot be read",
     "E001": "the file is not UTF-8 text",
     "E002": "syntax error: unexpected token",
     "E003": "syntax error: unexpected character",
@@ -92,9 +93,12 @@ class Diagnostic:
         else:
             s = self.span
             out = [f"{filename}:{s.line}:{s.column}: {self.severity}[{self.code}]: {self.message}"]
-            lines = (source or "").splitlines()
+            # lines end at '\n' only, as the parser counts them (str.splitlines also splits at
+            # '\f', '\x1c', '\u2028', ...); unprintable characters are not sent to the terminal
+            lines = (source or "").split("\n")
             if 1 <= s.line <= len(lines):
-                text = lines[s.line - 1].expandtabs(1)
+                text = "".join(ch if ch.isprintable() else "\ufffd"
+                               for ch in lines[s.line - 1].rstrip("\r").expandtabs(1))
                 col = s.column
                 end = s.end_column if s.end_line == s.line else len(text) + 1
                 end = max(col + 1, min(end, len(text) + 1))

@@ -277,10 +277,12 @@ def decode_source(data: bytes | str, filename: str = "<input>") -> str:
     except UnicodeDecodeError as exc:
         head = data[: exc.start]
         line = head.count(b"\n") + 1
-        col = exc.start - (head.rfind(b"\n") + 1) + 1
+        # column in characters of the line as shown (the bytes before the bad one are valid UTF-8)
+        col = len(head[head.rfind(b"\n") + 1:].decode("utf-8")) + 1
         raise CompileError([Diagnostic(
             "E001", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-            Span.point(line, col), "a .neuron file must be UTF-8 text")], None, filename) from None
+            Span.point(line, col), "a .neuron file must be UTF-8 text")],
+            data.decode("utf-8", "replace"), filename) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -308,8 +310,7 @@ def parse(source: bytes | str, filename: str = "<input>") -> ast.Model:
     except lark.exceptions.UnexpectedToken as exc:
         _unexpected_token(exc, text, filename)
     except lark.exceptions.UnexpectedEOF:
-        lines = text.splitlines() or [""]
-        _fail("E004", "unexpected end of file", Span.point(len(lines), len(lines[-1]) + 1), text, filename)
+        _fail("E004", "unexpected end of file", _eof_span(text), text, filename)
     except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
         _fail("E002", f"syntax error ({type(exc).__name__})", None, text, filename)
 
@@ -333,6 +334,14 @@ def _deepest_span(tree) -> Span | None:
     return Span(where.line, where.column, where.line, where.column + 1)
 
 
+def _eof_span(text: str) -> Span:
+    """Just after the last character of the last non-blank line (lines end at '\\n' only)."""
+    lines = text.split("\n")
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()
+    return Span.point(len(lines), len(lines[-1].rstrip("\r")) + 1)
+
+
 def _offset_span(text: str, i: int) -> Span:
     line = text.count("\n", 0, i) + 1
     col = i - (text.rfind("\n", 0, i) + 1) + 1
@@ -353,19 +362,32 @@ def _unexpected_token(exc, text, filename):
     tok = exc.token
     expected = sorted({_READABLE.get(t, _keyword_name(t)) for t in exc.expected} - {None})
     if tok.type == "$END":
-        lines = text.splitlines() or [""]
         _fail("E004", "unexpected end of file" + (f"; expected {_one_of(expected)}" if expected else ""),
-              Span.point(len(lines), len(lines[-1]) + 1), text, filename)
+              _eof_span(text), text, filename)
     shown = "end of line" if tok.type == "_NL" else repr(str(tok))
     span = _strip_nl_span(tok) if tok.type == "_NL" else _tok_span(tok)
     hint = None
     if tok.type == "_NL" and exc.expected & {"NAME", "NUMBER", "LPAR"}:
         hint = "the statement is incomplete"
-    elif str(tok) in _SECTION_KEYWORDS or str(tok) in ("if", "then", "else", "and", "or", "not", "when",
-                                                        "learnable", "clamp", "input", "neuron", "language"):
+    elif "NAME" in exc.expected and (
+            str(tok) in _SECTION_KEYWORDS or str(tok) in ("if", "then", "else", "and", "or", "not", "when",
+                                                          "learnable", "clamp", "input", "neuron", "language")):
         hint = f"'{tok}' is a keyword and cannot be used as a name"
+    elif str(tok) in ("then", "else") or (tok.start_pos is not None
+                                          and _word_before(text, tok.start_pos) == "if"):
+        # 'v + if c then a else b': after an operator 'if' reads as a name
+        hint = "an 'if ... then ... else ...' inside a larger expression must be in parentheses"
     _fail("E002", f"unexpected {shown}" + (f"; expected {_one_of(expected)}" if expected else ""),
           span, text, filename, hint)
+
+
+def _word_before(text: str, pos: int) -> str:
+    """The word that ends just before ``pos`` (spaces skipped), or ''."""
+    head = text[:pos].rstrip(" \t")
+    i = len(head)
+    while i and (head[i - 1].isalnum() or head[i - 1] == "_"):
+        i -= 1
+    return head[i:]
 
 
 def _keyword_name(terminal: str) -> str | None:
@@ -393,9 +415,16 @@ def _assemble(items, text, filename) -> ast.Model:
     spike = refractory = reset = inp = None
     seen_spans: dict[str, Span] = {}
 
+    lines = text.split("\n")
+
+    def header(span):  # the first line of a section, without a trailing comment
+        first = lines[span.line - 1][span.column - 1:] if span.line <= len(lines) else ""
+        first = first.split("#", 1)[0].rstrip()
+        return Span(span.line, span.column, span.line, span.column + max(1, len(first)))
+
     def once(kind, span):
         if kind in seen_spans:
-            diags.append(Diagnostic("E032", f"section '{kind}' given twice", span,
+            diags.append(Diagnostic("E032", f"section '{kind}' given twice", header(span),
                                     f"first given at line {seen_spans[kind].line}; merge the two"))
             return False
         seen_spans[kind] = span
