@@ -93,7 +93,7 @@ class Checker:
             return False
         if name in self.names:
             prev = self.names[name]
-            self.error("E010", f"'{name}' is already defined as a {prev.kind}", span,
+            self.error("E010", f"'{name}' is already defined as {_a(prev.kind)}", span,
                        f"first defined at line {prev.span.line}")
             return False
         self.names[name] = Info(kind, span, **kw)
@@ -175,7 +175,7 @@ class Checker:
             self.numeric(b, e.otherwise.span)
             dim = self.same_dim(a, b, e.span, "both branches of 'if'")
             shape = self.broadcast(Typed(None, None, self.broadcast(a, c, e.span)), b, e.span)
-            return Typed(sp.Piecewise((a.expr, c.expr), (b.expr, True)), dim, shape)
+            return Typed(_piecewise(a.expr, c.expr, b.expr), dim, shape)
         if isinstance(e, ast.VectorLiteral):
             self.error("E002", "a vector literal [...] may only be a parameter default or initial value",
                        e.span)
@@ -261,7 +261,7 @@ class Checker:
         if fn is None:
             hint = did_you_mean(e.func, BUILTINS)
             if e.func in self.names:
-                hint = f"'{e.func}' is a {self.names[e.func].kind}, not a function"
+                hint = f"'{e.func}' is {_a(self.names[e.func].kind)}, not a function"
             self.error("E019", f"unknown function '{e.func}'", e.func_span,
                        hint or f"functions are: {', '.join(sorted(BUILTINS))}")
             raise _Failed
@@ -525,9 +525,10 @@ class Checker:
         return out
 
     def aliases_check(self):
-        aliases = [e for e in self.m.equations if isinstance(e, ast.Alias)]
-        for a in aliases:
-            self.declare(a.name, ALIAS, a.name_span)
+        # only aliases that were declared without error take part (a second 'x = ...', or an
+        # alias named like a parameter or 'e', is an E010 and must not overwrite the first)
+        aliases = [e for e in self.m.equations
+                   if isinstance(e, ast.Alias) and self.declare(e.name, ALIAS, e.name_span)]
         # dependency order; a cycle is one error at the alias that closes it
         deps = {a.name: {n.id for n in ast.walk(a.expr) if isinstance(n, ast.Name)} for a in aliases}
         by_name = {a.name: a for a in aliases}
@@ -652,7 +653,7 @@ class Checker:
             info = self.names.get(name)
             if info is None or info.kind != STATE:
                 self.error("E016", f"only states can be clamped; '{name}' is "
-                                   f"{'a ' + info.kind if info else 'not declared'}", span,
+                                   f"{_a(info.kind) if info else 'not declared'}", span,
                            did_you_mean(name, [n for n, i in self.names.items() if i.kind == STATE]))
             else:
                 clamped.append(name)
@@ -822,6 +823,21 @@ def _uses_units(model: ast.Model) -> bool:
     exprs += [o.expr for o in model.observables or () if o.expr is not None]
     return any(isinstance(n, ast.Quantity) or (isinstance(n, ast.VectorLiteral) and n.unit)
                for e in exprs for n in ast.walk(e))
+
+
+def _piecewise(then, cond, otherwise):
+    """``if cond then then else otherwise``; comparisons of numbers are decided first (SymPy's
+    Piecewise fails with 'Invalid NaN comparison' on an unevaluated ``1 > 1``)."""
+    cond = cond.replace(lambda x: x.is_Relational and not x.free_symbols, lambda x: x.func(*x.args))
+    try:
+        return sp.Piecewise((then, cond), (otherwise, True))
+    except (TypeError, ValueError):
+        return sp.Piecewise((then, cond), (otherwise, True), evaluate=False)
+
+
+def _a(kind: str) -> str:
+    """'an alias', 'a parameter'."""
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
 def _allowed_hint(allowed):

@@ -54,8 +54,8 @@ def simplify_safe(expr: sp.Expr, notes: list[str] | None = None, budget: Budget 
     try:
         candidate = sp.cancel(expr) if not expr.has(vsum) else expr
         candidate = sp.factor_terms(candidate)
-    except (sp.PolynomialError, TypeError, ValueError, RecursionError):  # pragma: no cover
-        return expr
+    except (sp.PolynomialError, TypeError, ValueError, RecursionError, ArithmeticError):
+        return expr  # e.g. OverflowError converting 1e-308 to a rational: keep it as written
     if sp.count_ops(candidate) < sp.count_ops(expr) and _exp_args(candidate) <= _exp_args(expr):
         return candidate
     return expr
@@ -65,6 +65,12 @@ def remove_singularities(expr: sp.Expr, notes: list[str] | None = None) -> sp.Ex
     """Rewrite ``g/(exp(g) - 1)``-type quotients (0/0 at g = 0) with :class:`exprel`."""
 
     def fix(term):
+        try:
+            return _fix(term)
+        except (sp.PolynomialError, TypeError, ValueError, RecursionError, ArithmeticError):
+            return term  # SymPy could not decide: leave the term as written
+
+    def _fix(term):
         if not term.is_Mul:
             return term
         num, den = sp.fraction(term)

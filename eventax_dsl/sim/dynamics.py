@@ -7,7 +7,9 @@ the network:
 
 - :func:`vector_field` -- ``dy/dt`` between events, with refractory clamping;
 - :func:`conditions` / :func:`earliest_condition` -- the spike conditions, and
-  the one scalar whose upward zero crossing Diffrax's event root-finding locates;
+  the one scalar whose upward zero crossing Diffrax's event root-finding locates
+  (spikes of armed neurons, and re-arming of neurons that spiked without being
+  reset below threshold);
 - :func:`deliver` -- spikes (and input spikes) turned into summed weights per
   channel and passed to ``apply_input``;
 - :func:`reset` -- ``apply_reset`` on the neurons that spiked.
@@ -25,6 +27,7 @@ spike; its gradient flows (through the argmax) to the neuron that spiked.
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -71,23 +74,53 @@ def conditions(populations: tuple[NeuronModel, ...], y: State) -> tuple[jax.Arra
     return tuple(out)
 
 
-def earliest_condition(populations, y: State, armed: Masks) -> jax.Array:
-    """``max`` over armed neurons of their condition (``-1`` if none is armed).
+class Watch(eqx.Module):
+    """What the event function watches during one interval (one mask per population).
 
-    Only the sign matters for detection and only the value near zero for the
-    root find, so disarmed neurons may be replaced by any negative constant; a
-    constant (rather than ``-inf``) keeps every derivative finite.
+    - ``armed``: neurons whose spike (upward crossing of ``c_j``) is detected;
+    - ``rearm``: disarmed neurons waiting for ``c_j`` to fall below ``-margin_j``
+      (a downward crossing, detected as the upward crossing of ``-c_j - margin_j``);
+    - ``margin``: the re-arming depth, per neuron.
     """
+
+    armed: Masks
+    rearm: Masks
+    margin: tuple[jax.Array, ...]
+
+
+def event_terms(populations, y: State, watch: Watch) -> tuple[jax.Array, ...]:
+    """Per neuron: ``c_j`` if armed, ``-c_j - margin_j`` if waiting to re-arm, else ``-1``.
+
+    An event happens when any term crosses zero upwards. Every term is negative
+    at the start of an interval (see :mod:`eventax_dsl.sim.loop`), so the
+    maximum crosses zero exactly when the first term does. Unwatched neurons get a
+    constant (rather than ``-inf``) so that every derivative stays finite.
+    """
+    out = []
+    for c, a, r, m in zip(conditions(populations, y), watch.armed, watch.rearm, watch.margin):
+        out.append(jnp.where(a, c, jnp.where(r, -c - m, -jnp.ones_like(c))))
+    return tuple(out)
+
+
+def earliest_condition(populations, y: State, watch: Watch) -> jax.Array:
+    """The scalar event function: ``max`` of :func:`event_terms` (``-1`` if empty)."""
     best = None
-    for c, a in zip(conditions(populations, y), armed):
-        if c.shape[0] == 0:
+    for term in event_terms(populations, y, watch):
+        if term.shape[0] == 0:
             continue
-        m = jnp.max(jnp.where(a, c, -1.0))
+        m = jnp.max(term)
         best = m if best is None else jnp.maximum(best, m)
     if best is None:
         leaf = jax.tree_util.tree_leaves(y)[0]
         return -jnp.ones((), leaf.dtype)
     return best
+
+
+def condition_slopes(populations, y: State, refractory: Masks) -> tuple[jax.Array, ...]:
+    """``dc_j/dt = grad c_j . f(y)`` for every neuron (a forward-mode JVP)."""
+    f = vector_field(populations, y, refractory)
+    _, slopes = jax.jvp(lambda y_: conditions(populations, y_), (y,), (f,))
+    return slopes
 
 
 def argmax_mask(values: tuple[jax.Array, ...], valid: Masks) -> Masks:

@@ -18,7 +18,6 @@ done (the others idle), and both sides of every branch are computed.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from .loop import simulate
@@ -35,6 +34,11 @@ def ttfs(net: Network, input_times, t_max, *, options: SimOptions | None = None,
     (e.g. ``jnp.where(jnp.isfinite(t), t, t_max)``) *before* any arithmetic in a
     loss to keep gradients NaN-free.
     """
+    if not type(net.populations[net.output]).SPIKING:
+        raise ValueError(
+            f"ttfs: the output population ({type(net.populations[net.output]).NAME}) "
+            "does not spike; use state_at for a read-out"
+        )
     res = simulate(
         net,
         input_times,
@@ -61,12 +65,12 @@ def spikes(net: Network, input_times, t_end, *, options: SimOptions | None = Non
 
 
 def state_at(net: Network, input_times, times, *, options: SimOptions | None = None, **kwargs):
-    """Observables of the output population at ``times`` (ascending, ``>= 0``).
+    """Observables of the output population at ``times`` (``>= 0``, any order).
 
     Returns ``{name: array of shape (len(times), n_out, ...)}``. The value at a
     time at which an input spike arrives is the one just *before* it (inputs
     are jumps; the recorded state is the left limit). The simulation runs until
-    ``times[-1]``.
+    ``max(times)``.
     """
     times = jnp.asarray(times)
     if times.ndim != 1 or times.shape[0] == 0:
@@ -74,7 +78,7 @@ def state_at(net: Network, input_times, times, *, options: SimOptions | None = N
     res = simulate(
         net,
         input_times,
-        times[-1],
+        jnp.max(times),
         options=options,
         obs_times=times,
         record_spikes=False,

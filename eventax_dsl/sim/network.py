@@ -58,13 +58,13 @@ def normal_init(mean: float = 0.0, std: float = 1.0, fan_in_scaling: bool = True
 
 
 def default_weight_init(key, shape, dtype):
-    """Default initialiser: ``N(2, 1) / sqrt(fan_in)``.
+    """Default initialiser: ``N(4, 2**2) / sqrt(fan_in)``.
 
     Positive on average so that a freshly built network of threshold-1 neurons
     (the hand-written models) actually spikes; pass ``weight_init`` for anything
     else.
     """
-    return normal_init(2.0, 1.0)(key, shape, dtype)
+    return normal_init(4.0, 2.0)(key, shape, dtype)
 
 
 class Network(eqx.Module):

@@ -28,6 +28,8 @@ import diffrax as dfx
 import jax.numpy as jnp
 import optimistix as optx
 
+from .rootfind import SafeNewton
+
 #: Default number of spikes per spiking neuron the event budget allows for.
 DEFAULT_SPIKES_PER_NEURON = 10
 
@@ -49,7 +51,10 @@ class SimOptions:
       A threshold crossing that goes up *and back down* inside one step is not
       seen, so bound the step when conditions can do that.
     - ``max_solver_steps``: bound on solver steps between two events.
-    - ``root_tol``: tolerance of the Newton root finder on the spike time.
+    - ``root_tol``: tolerance (relative and absolute) on the spike time of the
+      default root finder, :class:`~eventax_dsl.sim.rootfind.SafeNewton`.
+    - ``root_finder``: any ``optimistix`` root finder instead (it receives the
+      bracket as ``options["lower"/"upper"]``).
 
     **Semantics**
 
@@ -80,6 +85,7 @@ class SimOptions:
     dtmax: float | None = None
     max_solver_steps: int = 4096
     root_tol: float | None = None
+    root_finder: optx.AbstractRootFinder | None = None
     amos: bool = False
     max_spikes: int | None = None
     max_events: int | None = None
@@ -111,10 +117,12 @@ class SimOptions:
         return dfx.PIDController(rtol=rtol, atol=atol, dtmax=self.dtmax)
 
     def get_root_finder(self, dtype) -> optx.AbstractRootFinder:
+        if self.root_finder is not None:
+            return self.root_finder
         tol = self.root_tol
         if tol is None:
             tol = 1e-12 if self._is64(dtype) else 1e-6
-        return optx.Newton(rtol=tol, atol=tol)
+        return SafeNewton(rtol=tol, atol=tol)
 
 
 def make_options(options: SimOptions | None = None, **kwargs) -> SimOptions:

@@ -1,0 +1,95 @@
+"""Throughput benchmark: ``python -m eventax_dsl.sim.bench [--x64] [--batch 32]``.
+
+Builds a ``5-20-3`` feed-forward network from the reference models in
+``tests/models_handwritten.py`` (hidden QIF or LIF, output LIF), draws a batch of
+random input spike times in ``[0, 20)`` ms and measures, after compilation,
+
+- forward: ``jax.vmap(net.ttfs)`` over the batch (``t_max = 50`` ms);
+- forward + backward: ``jax.value_and_grad`` of a TTFS loss w.r.t. the
+  trainable leaves (:func:`~eventax_dsl.sim.trainable`).
+
+Each timing is the median wall time of ``--repeats`` calls of the jitted
+function (``block_until_ready``), reported as samples per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def _models():
+    here = os.path.dirname(os.path.abspath(__file__))
+    tests = os.path.join(here, "..", "..", "tests")
+    sys.path.insert(0, os.path.abspath(tests))
+    import models_handwritten as mh  # noqa: PLC0415
+
+    return mh
+
+
+def _time(fn, *args, repeats):
+    import jax  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    compile_s = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        runs.append(time.perf_counter() - t0)
+    return compile_s, statistics.median(runs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--x64", action="store_true", help="float64 (default float32)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--hidden", nargs="+", default=["QIF", "LIF"])
+    parser.add_argument("--loop", default="checkpointed", choices=["checkpointed", "scan"])
+    args = parser.parse_args(argv)
+
+    import jax  # noqa: PLC0415
+
+    jax.config.update("jax_enable_x64", args.x64)
+    import equinox as eqx  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    import jax.random as jr  # noqa: PLC0415
+
+    from eventax_dsl.sim import FeedForward, trainable  # noqa: PLC0415
+
+    mh = _models()
+    t_max = 50.0
+    xs = jr.uniform(jr.key(1), (args.batch, 5), minval=0.0, maxval=20.0)
+    for hidden in args.hidden:
+        net = FeedForward([getattr(mh, hidden), mh.LIF], [20, 3], in_size=5, key=jr.key(0))
+        params, static = eqx.partition(net, trainable(net))
+
+        @jax.jit
+        def forward(p, xs):
+            n = eqx.combine(p, static)
+            return jax.vmap(lambda x: n.ttfs(x, t_max, loop=args.loop))(xs)
+
+        def loss(p, xs):
+            t = forward(p, xs)
+            return jnp.mean(jnp.where(jnp.isfinite(t), t, t_max))
+
+        grad = jax.jit(jax.value_and_grad(loss))
+        c_f, t_f = _time(forward, params, xs, repeats=args.repeats)
+        c_g, t_g = _time(grad, params, xs, repeats=args.repeats)
+        frac = float(jnp.mean(jnp.isfinite(forward(params, xs))))
+        dtype = "float64" if args.x64 else "float32"
+        print(
+            f"5-20-3 {hidden}->LIF {dtype} batch {args.batch} ({args.loop}): "
+            f"forward {args.batch / t_f:8.0f} samples/s ({t_f * 1e3:.1f} ms, compile {c_f:.1f} s); "
+            f"forward+backward {args.batch / t_g:8.0f} samples/s ({t_g * 1e3:.1f} ms, "
+            f"compile {c_g:.1f} s); outputs spiking {frac:.0%}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""Diagnostics: one invalid model per code, exact spans, rendering, no cascades.
+
+Every file in ``tests/invalid/`` is named after the one diagnostic it must
+produce (``E012_undefined_name.neuron``) and starts with a comment stating the
+code and span: ``# expect: E012 8:15-8:22`` (line:column-end_line:end_column,
+1-based, end exclusive). The corpus doubles as the examples in
+``docs/language.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from eventax_dsl import CompileError, Span, compile_source
+from eventax_dsl.language.diagnostics import CODES, Diagnostic
+
+INVALID = Path(__file__).parent / "invalid"
+FILES = sorted(INVALID.glob("*.neuron"))
+_EXPECT = re.compile(rb"# expect: ([EW]\d{3}) (\d+):(\d+)-(\d+):(\d+)")
+
+#: Expectations for corpus files that cannot carry an '# expect:' first line.
+#: (Every current file can: even E001's invalid byte sits on a later line.)
+EXPECT_OVERRIDES: dict[str, tuple[str, Span]] = {}
+
+#: Codes no model text can produce: E000 is the CLI/`load` failing to read a file
+#: (tested in test_cli.py).
+NOT_FROM_TEXT = {"E000"}
+
+
+def expectation(path: Path) -> tuple[str, Span]:
+    if path.name in EXPECT_OVERRIDES:
+        return EXPECT_OVERRIDES[path.name]
+    m = _EXPECT.match(path.read_bytes())
+    assert m, f"{path.name}: first line must be '# expect: CODE line:col-end_line:end_col'"
+    code = m.group(1).decode()
+    return code, Span(*(int(g) for g in m.groups()[1:]))
+
+
+def diagnostics_of(data: bytes, name: str) -> tuple[list[Diagnostic], list[Diagnostic], str | None]:
+    """(errors, warnings, source text) of compiling ``data``."""
+    try:
+        compiled = compile_source(data, name)
+    except CompileError as err:
+        return err.diagnostics, err.warnings, err.source
+    return [], list(compiled.warnings), data.decode("utf-8")
+
+
+def errors(src: str, name: str = "m.neuron") -> list[Diagnostic]:
+    with pytest.raises(CompileError) as info:
+        compile_source(src, name)
+    return info.value.diagnostics
+
+
+# ----------------------------------------------------------------- the corpus
+
+
+def test_one_file_per_code():
+    by_code = {}
+    for path in FILES:
+        code = path.name[:4]
+        assert code in CODES, f"{path.name}: unknown code {code}"
+        assert code not in by_code, f"two files for {code}: {by_code[code]} and {path.name}"
+        assert re.fullmatch(r"[EW]\d{3}_[a-z0-9_]+\.neuron", path.name), path.name
+        by_code[code] = path.name
+    assert set(by_code) == set(CODES) - NOT_FROM_TEXT
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_corpus_file_gives_exactly_its_diagnostic(path):
+    code, span = expectation(path)
+    assert code == path.name[:4]
+    errs, warns, source = diagnostics_of(path.read_bytes(), path.name)
+    if code.startswith("W"):
+        assert errs == [], [e.render(source, path.name) for e in errs]
+        assert [(w.code, w.span) for w in warns] == [(code, span)]
+        diag = warns[0]
+    else:
+        assert [(e.code, e.span) for e in errs] == [(code, span)], \
+            "\n".join(e.render(source, path.name) for e in errs)
+        diag = errs[0]
+    assert diag.message and "\n" not in diag.message
+    assert diag.severity == ("warning" if code.startswith("W") else "error")
+    _check_rendered(diag, source, path.name)
+
+
+def _check_rendered(diag: Diagnostic, source: str | None, name: str):
+    """``file:line:col: error[CODE]: message``, the source line, a caret under the span."""
+    s = diag.span
+    out = diag.render(source, name).split("\n")
+    assert out[0] == f"{name}:{s.line}:{s.column}: {diag.severity}[{diag.code}]: {diag.message}"
+    gutter = f"{s.line:>5} | "
+    line_text = source.split("\n")[s.line - 1].rstrip("\r")
+    assert out[1].startswith(gutter)
+    shown = out[1][len(gutter):]
+    caret_line = out[2]
+    assert caret_line.startswith(" " * (len(gutter) - 2) + "| ")
+    carets = caret_line[len(gutter):]
+    if len(line_text) <= 100:  # long lines are shown in a window
+        assert len(shown) == len(line_text)
+        assert carets == " " * (s.column - 1) + "^" * len(carets.lstrip())
+        end = s.end_column if s.end_line == s.line else len(line_text) + 1
+        assert len(carets.lstrip()) == max(1, min(end, len(line_text) + 1) - s.column)
+    else:
+        assert set(carets.strip()) == {"^"}
+        col = len(carets) - len(carets.lstrip())
+        assert shown[col] == line_text[s.column - 1]
+    rest = out[3:]
+    if diag.hint:
+        assert rest == [f"      = hint: {diag.hint}"]
+    else:
+        assert rest == []
+
+
+def test_e001_shows_the_line_with_a_replacement_character():
+    path = INVALID / "E001_not_utf8.neuron"
+    (err,), _, source = diagnostics_of(path.read_bytes(), path.name)
+    text = err.render(source, path.name)
+    assert "byte 0xe9 at offset" in err.message
+    assert '    3 | """caf\ufffd au lait"""' in text
+    assert text.split("\n")[2].endswith("|       ^")
+
+
+def test_e001_column_counts_characters_not_bytes():
+    data = 'neuron X\n"""\u00e9\u00e9 '.encode() + b"\xff" + b'"""\nstate:\n    v = 0\n'
+    errs, _, _ = diagnostics_of(data, "x.neuron")
+    assert [(e.code, e.span) for e in errs] == [("E001", Span(2, 7, 2, 8))]
+
+
+def test_e005_file_too_large():
+    errs = errors("neuron X\nstate:\n    v = 0\n" + "# padding\n" * 110_000)
+    assert [e.code for e in errs] == ["E005"]
+    assert errs[0].span is None
+    assert errs[0].render(None, "big.neuron").startswith("big.neuron: error[E005]: ")
+
+
+def test_e005_expression_too_deep_without_brackets():
+    errs = errors("neuron X\nstate:\n    v = 0\nequations:\n    v' = " + "-" * 300 + "v / 1 ms\n")
+    assert [e.code for e in errs] == ["E005"]
+    assert errs[0].span.line == 5
+
+
+# -------------------------------------------------------------- hints
+
+
+def test_typo_hint_did_you_mean():
+    path = INVALID / "E012_undefined_name.neuron"
+    (err,), _, source = diagnostics_of(path.read_bytes(), path.name)
+    assert err.hint == "did you mean 'tau_mem'?"
+    rendered = err.render(source, path.name)
+    assert rendered == (
+        "E012_undefined_name.neuron:8:15: error[E012]: undefined name 'tau_men'\n"
+        "    8 |     v' = -v / tau_men\n"
+        "      |               ^^^^^^^\n"
+        "      = hint: did you mean 'tau_mem'?"
+    )
+
+
+@pytest.mark.parametrize("src, code, hint", [
+    ("v' = (expp(-v) - v) / tau_mem", "E019", "did you mean 'exp'?"),
+    ("v' = -v / tau_mm", "E012", "did you mean 'tau_mem'?"),
+    ("v' = -v / exp", "E012", "'exp' is a function: call it as exp(...)"),
+    ("v' = -v / tau_mem(1)", "E019", "'tau_mem' is a parameter, not a function"),
+    ("vv' = -v / tau_mem", "E013", "did you mean 'v'?"),
+])
+def test_hints(src, code, hint):
+    (err,) = errors("neuron X\nparameters:\n    tau_mem = 10 ms\nstate:\n    v = 0\nequations:\n    "
+                    + src + "\n")
+    assert (err.code, err.hint) == (code, hint)
+
+
+def test_keyword_as_name():
+    # declaring an expression keyword as a name is E011 (it could never be used) ...
+    errs = errors("neuron X\nparameters:\n    if = 1\nstate:\n    not = 0\nreset:\n    not = 1\n"
+                  "observe:\n    not\n")
+    assert [(e.code, e.span) for e in errs] == [("E011", Span(3, 5, 3, 7)), ("E011", Span(5, 5, 5, 8))]
+    assert "keyword" in errs[0].message
+    # ... and using one in an expression is simply an undefined name
+    (err,) = errors("neuron X\nstate:\n    v = 0\nequations:\n    v' = -v / then\n")
+    assert (err.code, err.message) == ("E012", "undefined name 'then'")
+
+
+@pytest.mark.parametrize("rhs", ["v + if v > 0 then 1 else 0", "v + if (v > 0) then 1 else 0",
+                                 "v then"])
+def test_if_inside_an_expression_needs_parentheses_hint(rhs):
+    (err,) = errors("neuron X\nstate:\n    v = 0\nequations:\n    v' = " + rhs + "\n")
+    assert err.code == "E002"
+    assert err.hint == "an 'if ... then ... else ...' inside a larger expression must be in parentheses"
+
+
+def test_unexpected_character_hints():
+    (err,) = errors("neuron X\nstate: {\n    v = 0\n}\n")
+    assert err.code == "E003" and "section:" in err.hint
+    (err,) = errors('neuron X\nstate:\n    v = "a"\n')
+    assert err.code == "E003" and "strings are not part of the language" in err.hint
+
+
+# ----------------------------------------------------- one error per root cause
+
+HEAD = "neuron X\nparameters:\n    tau = 10 ms\nstate:\n    v = 0\n    i = 0\n"
+
+
+def test_undefined_name_used_three_times_is_one_error():
+    errs = errors(HEAD + "equations:\n    v' = (tua - v) / tau\n    i' = (tua - i) / tau\n"
+                  "spike when v >= tua\nreset:\n    v = 0\n")
+    assert [(e.code, e.span) for e in errs] == [("E012", Span(8, 11, 8, 14))]
+
+
+def test_error_inside_alias_is_not_repeated_where_it_is_used():
+    errs = errors(HEAD + "equations:\n    drive = tua * 2\n    v' = (drive - v) / tau\n"
+                  "    i' = (drive + 1 ms) / tau\nspike when v >= drive\n"
+                  "observe:\n    d = drive * 2\n")
+    assert [(e.code, e.span.line) for e in errs] == [("E012", 8)]
+
+
+def test_unit_error_inside_alias_is_not_repeated_where_it_is_used():
+    errs = errors(HEAD + "equations:\n    drive = v + 1 ms\n    v' = (drive - v) / tau\n"
+                  "    i' = -i / tau\nspike when v >= drive\n")
+    assert [(e.code, e.span) for e in errs] == [("E021", Span(8, 13, 8, 21))]
+
+
+@pytest.mark.parametrize("decl, code", [
+    ("    g\n", "E015"),                         # no default
+    ("    g = 1 mss\n", "E022"),                 # unknown unit
+    ("    g[2] = [1, 2, 3]\n", "E023"),           # wrong length
+    ("    g[0] = 1\n", "E028"),                  # bad length
+    ("    g = [1, 2]\n", "E034"),                # vector for scalar
+    ("    g = tau\n", "E035"),                   # not constant
+    ("    _g = 1\n", "E011"),                    # invalid name (then used as _g)
+])
+def test_a_broken_declaration_is_not_reported_again_where_used(decl, code):
+    name = "_g" if "_g" in decl else "g"
+    src = (f"neuron X\nparameters:\n    tau = 10 ms\n{decl}state:\n    v = 0\nequations:\n"
+           f"    v' = ({name} * 1 mV - v) / tau + sum({name}) / 1 ms\n"
+           f"spike when v >= {name}\nreset:\n    v = {name} * v\n")
+    errs = errors(src)
+    assert [e.code for e in errs] == [code], "\n".join(e.render(src, "m") for e in errs)
+
+
+def test_broken_state_and_constant_are_not_reported_again():
+    src = ("neuron X\nconstants:\n    N = 1 / 0\nparameters:\n    g[N] = 1\nstate:\n    v\n"
+           "equations:\n    v' = v * sum(g) / 1 ms\nreset:\n    v = v + 1 ms\n")
+    assert [e.code for e in errors(src)] == ["E029", "E014"]
+
+
+def test_several_independent_errors_in_one_pass():
+    src = HEAD + ("    x = 0\n"
+                  "equations:\n"
+                  "    v' = (tua - v) / tau\n"            # E012
+                  "    i' = (v - i) / tau + 1 ms\n"       # E021
+                  "    q' = 1\n"                          # E013
+                  "spike when v >= 1\n"
+                  "reset:\n"
+                  "    v = 0\n"
+                  "    v = 1\n"                           # E025
+                  "    tau = 1 ms\n"                      # E016
+                  "on input(w):\n"
+                  "    i += w * w\n"                      # E024
+                  "observe:\n"
+                  "    vv = expp(v)\n")                   # E019
+    errs = errors(src)
+    assert sorted(e.code for e in errs) == ["E012", "E013", "E016", "E019", "E021", "E024", "E025"]
+    rendered = CompileError(errs, src, "m.neuron").render()
+    assert rendered.count("error[") == 7
+
+
+def test_syntax_error_is_reported_alone():
+    # a parse error stops before checking: no guesses about the broken statement
+    errs = errors(HEAD + "equations:\n    v' = (tua - v / tau\n    i' = + / tau\n")
+    assert len(errs) == 1 and errs[0].code in ("E002", "E004")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_render_with_tabs_aligns_caret():
+    src = "neuron X\nstate:\n\tv = 0\nequations:\n\tv' = -v / tua\n"
+    (err,) = errors(src)
+    lines = err.render(src, "t.neuron").split("\n")
+    assert lines[1] == "    5 |  v' = -v / tua"
+    assert lines[2] == "      | " + " " * 11 + "^^^"
+
+
+def test_render_long_line_shows_a_window_around_the_caret():
+    src = "neuron X\nstate:\n    v = 0\nequations:\n    v' = " + "v * " * 60 + "tua / 1 ms\n"
+    (err,) = errors(src)
+    text, caret = err.render(src, "t.neuron").split("\n")[1:3]
+    assert len(text) <= 108
+    col = caret.index("^")
+    assert text[col:col + 3] == "tua"
+
+
+def test_render_does_not_print_control_characters():
+    src = "neuron X\nstate:\n    v = 0\nequations:\n    v' = -v / tua  # \x1b[31mred\x07\n"
+    (err,) = errors(src)
+    rendered = err.render(src, "t.neuron")
+    assert "\x1b" not in rendered and "\x07" not in rendered
+    assert rendered.split("\n")[2].endswith("^^^")
+
+
+def test_render_counts_lines_like_the_parser():
+    # form feed and U+2028 are not line breaks for the parser, so not for the renderer either
+    src = 'neuron X\n"""a\u2028b"""\nstate:\n    v = 0\x0c\nequations:\n    v\' = -v / tua\n'
+    (err,) = errors(src)
+    assert err.span.line == 6
+    assert "v' = -v / tua" in err.render(src, "t.neuron").split("\n")[1]
+
+
+def test_render_without_source_or_span():
+    d = Diagnostic("E012", "undefined name 'x'", Span(3, 1, 3, 2), "did you mean 'y'?")
+    assert d.render(None, "f.neuron") == ("f.neuron:3:1: error[E012]: undefined name 'x'\n"
+                                          "      = hint: did you mean 'y'?")
+    d = Diagnostic("W001", "parameter 'a' is never used", None)
+    assert d.render("", "f.neuron") == "f.neuron: warning[W001]: parameter 'a' is never used"
+
+
+def test_eof_error_points_after_the_last_character():
+    src = "neuron X\nstate:\n    v = 0\nequations:\n    v' = (1 - v\n\n\n"
+    (err,) = errors(src)
+    assert (err.code, err.span) == ("E004", Span(5, 16, 5, 17))
+
+
+def test_json_form_of_a_diagnostic():
+    d = Diagnostic("E021", "unit mismatch", Span(2, 3, 2, 9), "hint")
+    assert d.to_json("a.neuron") == {"file": "a.neuron", "code": "E021", "severity": "error",
+                                     "message": "unit mismatch", "line": 2, "column": 3,
+                                     "end_line": 2, "end_column": 9, "hint": "hint"}
+
+
+def test_compile_error_message_is_the_rendering():
+    path = INVALID / "E010_duplicate_definition.neuron"
+    with pytest.raises(CompileError) as info:
+        compile_source(path.read_bytes(), path.name)
+    assert str(info.value) == info.value.render()
+    assert str(info.value).startswith("E010_duplicate_definition.neuron:5:5: error[E010]: ")
+
+
+# ------------------------------------------------------------- documentation
+
+
+def test_docs_show_every_code_with_the_real_rendering():
+    """docs/language.md lists every code, and each example's output is what the compiler prints."""
+    docs = (INVALID.parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    for code in CODES:
+        assert f"\n### {code}\n" in docs, f"docs/language.md has no section for {code}"
+    for path in FILES:
+        errs, warns, source = diagnostics_of(path.read_bytes(), path.name)
+        for d in errs or warns:
+            assert d.render(source, path.name) in docs, f"docs/language.md: stale output for {path.name}"

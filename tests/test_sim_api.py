@@ -1,0 +1,122 @@
+"""Networks as PyTrees: jit == eager, vmap == loop, no retracing, dtypes, filters."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from models_handwritten import LI, LIF, QIF  # noqa: E402
+
+from eventax_dsl.sim import FeedForward, Network, SimOptions, event_budget, trainable  # noqa: E402
+
+T_MAX = 40.0
+
+
+def _net(dtype=jnp.float64, key=0):
+    return FeedForward([QIF, LIF], [6, 3], in_size=4, key=jr.key(key), dtype=dtype)
+
+
+def _inputs(n, dtype=jnp.float64):
+    x = jr.uniform(jr.key(7), (n, 4), dtype, 0.0, 10.0)
+    return x.at[0, 2].set(jnp.inf)  # an absent input spike
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=1)
+def _ttfs_one(net, x):
+    return net.ttfs(x, T_MAX)
+
+
+def test_vmap_equals_loop_and_no_retrace():
+    net, xs = _net(), _inputs(3)
+    batched = jax.jit(jax.vmap(lambda x: net.ttfs(x, T_MAX)))(xs)
+    looped = jnp.stack([_ttfs_one(net, x) for x in xs])
+    assert np.isfinite(np.asarray(batched)).sum() >= 3
+    np.testing.assert_allclose(np.asarray(batched), np.asarray(looped), rtol=1e-10)
+    # New weights, new parameters, new inputs: same trace.
+    other = eqx.tree_at(lambda n: n.weights[0]["w"], net, net.weights[0]["w"] * 1.1)
+    other = eqx.tree_at(lambda n: n.populations[1].params["tau_mem"], other,
+                        other.populations[1].params["tau_mem"] + 1.0)
+    _ttfs_one(other, xs[1] + 0.5)
+
+
+def test_jit_equals_eager():
+    net, x = _net(), _inputs(1)[0]
+    eager = net.ttfs(x, T_MAX)
+    np.testing.assert_allclose(np.asarray(eager), np.asarray(_ttfs_one(net, x)), rtol=1e-12)
+
+
+def test_scan_loop_equals_checkpointed_loop():
+    net, x = _net(), _inputs(1)[0]
+    scan = jax.jit(lambda n: n.ttfs(x, T_MAX, loop="scan"))(net)
+    np.testing.assert_allclose(np.asarray(scan), np.asarray(_ttfs_one(net, x)), rtol=1e-10)
+
+
+def test_float32():
+    x64 = _inputs(1)[0]
+    with pytest.raises(ValueError, match="precision follows jax_enable_x64"):
+        _net(jnp.float32).ttfs(x64, T_MAX)
+    net64 = _net()
+    with jax.enable_x64(False):
+        net32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), net64)
+        x = x64.astype(jnp.float32)
+        assert net32.weights[0]["w"].dtype == jnp.float32
+        t32 = jax.jit(lambda n: n.ttfs(x, T_MAX))(net32)
+    assert t32.dtype == jnp.float32
+    t64 = _ttfs_one(net64, x64)
+    finite = np.isfinite(np.asarray(t64))
+    assert finite.any() and np.array_equal(finite, np.isfinite(np.asarray(t32)))
+    np.testing.assert_allclose(np.asarray(t32)[finite], np.asarray(t64)[finite], rtol=1e-4)
+
+
+def test_feedforward_layers_overrides_and_trainable():
+    net = FeedForward(
+        [QIF, LI], [5, 2], in_size=3, key=jr.key(0),
+        overrides=[{"bias": jnp.linspace(-1.0, 1.0, 5)}, {"tau_mem": 20.0}], tau_syn=3.0,
+    )
+    assert [type(p) for p in net.populations] == [QIF, LI]
+    assert net.weights[0]["w"].shape == (3, 5) and net.weights[1]["w"].shape == (5, 2)
+    np.testing.assert_allclose(net.populations[0].params["bias"], np.linspace(-1, 1, 5))
+    assert np.all(np.asarray(net.populations[1].params["tau_mem"]) == 20.0)
+    assert np.all(np.asarray(net.populations[0].params["tau_syn"]) == 3.0)
+    assert net.sizes == (5, 2) and net.offsets == (0, 5)
+
+    params, _ = eqx.partition(net, trainable(net))
+    assert params.weights[0]["w"] is not None and params.weights[1]["w"] is not None
+    assert set(k for k, v in params.populations[0].params.items() if v is not None) == {
+        "tau_mem", "tau_syn", "bias"}  # not phi0
+    assert params.masks == (None, None)
+
+    with pytest.raises(TypeError, match="no layer's model has parameter"):
+        FeedForward(LIF, [2], in_size=1, key=jr.key(0), not_a_parameter=1.0)
+    with pytest.raises(ValueError, match="does not spike; use state_at"):
+        net.ttfs(jnp.zeros(3), 10.0)
+    with pytest.raises(ValueError, match="input_times has shape"):
+        net.state_at(jnp.zeros(4), jnp.array([1.0]))
+
+
+def test_state_at_readout_and_budget_sizing():
+    net = FeedForward([LIF, LI], [4, 2], in_size=2, key=jr.key(1), dtype=jnp.float64)
+    times = jnp.array([0.0, 5.0, 10.0, 20.0])
+    run = jax.jit(lambda n, ts: n.state_at(jnp.array([1.0, 2.0]), ts))
+    out = run(net, times)
+    assert out["v"].shape == (4, 2)
+    assert np.all(np.asarray(out["v"][0]) == 0.0) and np.all(np.isfinite(np.asarray(out["v"])))
+    assert np.all(np.asarray(out["v"][1:]) != 0.0)
+    # Times in any order: results come back in the caller's order.
+    perm = jnp.array([2, 0, 3, 1])
+    np.testing.assert_allclose(np.asarray(run(net, times[perm])["v"]), np.asarray(out["v"][perm]))
+    # Budget: inputs + observations + 2 * (spikes_per_neuron * spiking neurons) + 2.
+    assert event_budget(net, SimOptions(), n_inputs=2, n_obs=4) == 2 + 4 + 2 * 10 * 4 + 2
+    assert event_budget(net, SimOptions(amos=True), n_inputs=2, n_obs=0) == 2 + 2 * 4 + 2
+
+
+def test_network_validation():
+    pop = LIF.create(2)
+    with pytest.raises(ValueError, match="weight shape"):
+        Network(populations=(pop,), weights=({"w": jnp.zeros((3, 2))},), masks=(None,),
+                projections=((-1, 0),), in_size=1, output=0)

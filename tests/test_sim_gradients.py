@@ -1,0 +1,149 @@
+"""Gradients against central finite differences (float64) and NaN-freedom.
+
+Finite differences of an adaptive solver are noisy at the level of its
+tolerance divided by the step ``h`` (step sizes change discretely with the
+parameters), so these tests run the solver at ``rtol = atol = 1e-12``.
+Each check is a directional derivative ``grad . d`` for a random direction ``d``
+in the space of one group of trainable leaves.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import jax.tree_util as jtu  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from models_handwritten import LI, LIF, LIFRef, QIF  # noqa: E402
+
+from eventax_dsl.sim import FeedForward, Network, simulate, trainable  # noqa: E402
+
+TIGHT = dict(rtol=1e-12, atol=1e-12)
+H = 1e-5
+REL = 1e-5
+
+
+def _check_directional(value_and_grad, params, static, groups, key):
+    """``grad . d`` vs ``(L(p + h d) - L(p - h d)) / 2h`` for one direction per group.
+
+    ``value_and_grad(params, static) -> ((loss, aux), grads)`` is jitted once and
+    also used for the finite differences (one compilation per test).
+    """
+    (value, _), grads = value_and_grad(params, static)
+    loss = lambda p: float(value_and_grad(p, static)[0][0])
+    assert np.isfinite(float(value))
+    for leaf in jtu.tree_leaves(grads):
+        assert np.all(np.isfinite(np.asarray(leaf))), "NaN/Inf in gradient"
+    for name, select in groups.items():
+        key, sub = jr.split(key)
+        leaves = select(params)
+        keys = jr.split(sub, len(leaves))
+        direction = [jr.normal(k, x.shape, x.dtype) * jnp.maximum(jnp.abs(x), 1.0)
+                     for k, x in zip(keys, leaves)]
+        plus = eqx.tree_at(select, params, [x + H * d for x, d in zip(leaves, direction)])
+        minus = eqx.tree_at(select, params, [x - H * d for x, d in zip(leaves, direction)])
+        fd = (loss(plus) - loss(minus)) / (2 * H)
+        ad = sum(float(jnp.sum(g * d)) for g, d in zip(select(grads), direction))
+        assert abs(ad - fd) <= REL * max(abs(fd), 1e-3), f"{name}: autodiff {ad} vs FD {fd}"
+
+
+def _ff_net():
+    net = FeedForward(
+        [LIF, LIF], [4, 2], in_size=3, key=jr.key(3), dtype=jnp.float64,
+        overrides=[{"bias": jnp.array([0.2, 0.1, 0.0, 0.3])}, {"tau_mem": 8.0}],
+    )
+    w0 = jnp.array([[3.0, 2.5, 1.0, 4.0], [2.0, 3.5, 3.0, 1.0], [1.5, 1.0, 3.0, 2.0]])
+    w1 = jnp.array([[1.5, 1.0], [1.0, 2.0], [2.0, 1.5], [0.5, 1.0]])
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, w0)
+    return eqx.tree_at(lambda n: n.weights[1]["w"], net, w1)
+
+
+X_FF = jnp.array([[1.0, 6.0], [3.0, jnp.inf], [2.0, 9.0]])
+T_MAX = 60.0
+COEF = jnp.array([1.0, -0.7])
+
+
+def _ff_loss(p, s, **options):
+    t = eqx.combine(p, s).ttfs(X_FF, T_MAX, **options)
+    # Replace silent outputs *before* any arithmetic: no inf/NaN reaches the gradient.
+    t_safe = jnp.where(jnp.isfinite(t), t, T_MAX)
+    return jnp.sum(COEF * t_safe), t
+
+
+# One compilation shared by the tests below (same structure, different values).
+_ff_value_and_grad = jax.jit(jax.value_and_grad(lambda p, s: _ff_loss(p, s, **TIGHT), has_aux=True))
+
+
+def test_ttfs_gradients_match_finite_differences():
+    net = _ff_net()
+    params, static = eqx.partition(net, trainable(net))
+    (_, t), _ = _ff_value_and_grad(params, static)
+    assert np.all(np.isfinite(np.asarray(t)))
+    groups = {
+        "input weights": lambda p: [p.weights[0]["w"]],
+        "hidden weights": lambda p: [p.weights[1]["w"]],
+        "bias": lambda p: [p.populations[0].params["bias"], p.populations[1].params["bias"]],
+        "tau_mem": lambda p: [p.populations[0].params["tau_mem"], p.populations[1].params["tau_mem"]],
+        "tau_syn": lambda p: [p.populations[0].params["tau_syn"], p.populations[1].params["tau_syn"]],
+    }
+    _check_directional(_ff_value_and_grad, params, static, groups, jr.key(0))
+
+
+def test_no_nan_gradient_when_an_output_is_silent():
+    net = _ff_net()
+    # Output neuron 1 cannot spike: its input weights are negative.
+    net = eqx.tree_at(lambda n: n.weights[1]["w"], net, net.weights[1]["w"].at[:, 1].set(-1.0))
+    params, static = eqx.partition(net, trainable(net))
+    (_, t), grads = _ff_value_and_grad(params, static)
+    assert np.isfinite(float(t[0])) and np.isinf(float(t[1]))
+    for leaf in jtu.tree_leaves(grads):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    assert float(jnp.sum(jnp.abs(grads.weights[1]["w"][:, 0]))) > 0
+    assert float(jnp.sum(jnp.abs(grads.weights[1]["w"][:, 1]))) == 0
+
+
+def test_heterogeneous_refractory_state_gradients():
+    """QIF -> refractory LIF (recurrent) -> LI read-out, loss on the read-out trace."""
+    pops = [
+        QIF.create(3, bias=jnp.array([-0.5, 0.2, -1.0]), tau_syn=4.0),
+        LIFRef.create(2, t_ref=1.5, bias=0.3),
+        LI.create(2, tau_mem=12.0),
+    ]
+    conns = [("input", 0), (0, 1), (1, 1), (1, 2)]
+    net = Network.create(pops, 2, conns, key=jr.key(5),
+                         weight_init=lambda k, s, d: 2.0 + jr.uniform(k, s, d))
+    net = eqx.tree_at(lambda n: n.weights[2]["w"], net, jnp.array([[0.0, 0.5], [-0.3, 0.0]]))
+    x = jnp.array([[0.5, 4.0], [1.5, jnp.inf]])
+    times = jnp.linspace(2.0, 30.0, 8)
+    params, static = eqx.partition(net, trainable(net))
+
+    def loss(p, s):
+        res = simulate(eqx.combine(p, s), x, times[-1], obs_times=times, **TIGHT)
+        return jnp.sum(res.observed["v"] * jnp.arange(1.0, 9.0)[:, None]), res.first_spike
+
+    value_and_grad = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    (_, first), _ = value_and_grad(params, static)
+    # QIF and refractory LIF neurons spike (so events and refractoriness are exercised).
+    assert np.isfinite(np.asarray(first[0])).sum() >= 2
+    assert np.isfinite(np.asarray(first[1])).sum() >= 1
+    groups = {
+        "weights": lambda p: [w["w"] for w in p.weights],
+        "qif bias": lambda p: [p.populations[0].params["bias"]],
+        "time constants": lambda p: [p.populations[i].params[k] for i in range(3)
+                                     for k in ("tau_mem", "tau_syn")],
+    }
+    _check_directional(value_and_grad, params, static, groups, jr.key(1))
+
+
+@pytest.mark.slow
+def test_fixed_step_gradients():
+    net = _ff_net()
+    params, static = eqx.partition(net, trainable(net))
+    value_and_grad = jax.jit(
+        jax.value_and_grad(lambda p, s: _ff_loss(p, s, dt=0.05), has_aux=True)
+    )
+    groups = {"all": lambda p: jtu.tree_leaves(p)}
+    _check_directional(value_and_grad, params, static, groups, jr.key(2))

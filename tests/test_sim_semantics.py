@@ -1,0 +1,219 @@
+"""Event semantics: simultaneous crossings, AMOS, refractoriness, budget and NaN errors."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from models_handwritten import LIF, LIFRef  # noqa: E402
+
+from eventax_dsl.contract import ChannelSpec, NeuronModel, ParamSpec, StateSpec  # noqa: E402
+from eventax_dsl.sim import FeedForward, Network  # noqa: E402
+
+NO_INPUT = jnp.array([jnp.inf])
+
+
+class PIF(NeuronModel):
+    """Perfect integrate-and-fire, ``v' = bias``: piecewise linear, so every Runge-Kutta
+    step and its dense interpolation are exact and spike times are ``v_th / bias``."""
+
+    NAME = "PIF"
+    STATES = (StateSpec("v"),)
+    PARAMETERS = (
+        ParamSpec("bias", 0.5, learnable=True),
+        ParamSpec("v_th", 1.0),
+        ParamSpec("v_reset", 0.0),
+    )
+    CHANNELS = (ChannelSpec("w"),)
+    OBSERVABLES = ("v",)
+
+    def init(self, p):
+        return {"v": jnp.zeros_like(p["bias"])}
+
+    def dynamics(self, p, s):
+        return {"v": p["bias"] * jnp.ones_like(s["v"])}
+
+    def spike_condition(self, p, s):
+        return s["v"] - p["v_th"]
+
+    def reset(self, p, s):
+        return {"v": p["v_reset"] * jnp.ones_like(s["v"])}
+
+    def receive(self, p, s, w):
+        return {"v": s["v"] + w["w"]}
+
+    def observe(self, p, s):
+        return {"v": s["v"]}
+
+
+class SqrtInput(PIF):
+    """Broken on purpose: negative input weights make ``v`` NaN."""
+
+    NAME = "SqrtInput"
+
+    def receive(self, p, s, w):
+        return {"v": s["v"] + jnp.sqrt(w["w"])}
+
+
+class Rotor(NeuronModel):
+    """No reset: ``theta' = omega``, a spike at each upward zero crossing of
+    ``sin(theta)`` (like Hodgkin-Huxley, the condition comes back down by itself)."""
+
+    NAME = "Rotor"
+    STATES = (StateSpec("theta"),)
+    PARAMETERS = (ParamSpec("omega", 1.0), ParamSpec("theta0", -1.0))
+    CHANNELS = (ChannelSpec("w"),)
+
+    def init(self, p):
+        return {"theta": p["theta0"]}
+
+    def dynamics(self, p, s):
+        return {"theta": p["omega"] * jnp.ones_like(s["theta"])}
+
+    def spike_condition(self, p, s):
+        return jnp.sin(s["theta"])
+
+    def receive(self, p, s, w):
+        return {"theta": s["theta"] + w["w"]}
+
+
+class GuardedLIF(LIF):
+    """Refractory and guarded but nothing clamped: the membrane keeps integrating."""
+
+    NAME = "GuardedLIF"
+    PARAMETERS = LIF.PARAMETERS + (ParamSpec("t_ref", 5.0),)
+    REFRACTORY = True
+    GUARDED = True
+    CLAMPED = ()
+
+    def refractory_period(self, p):
+        return p["t_ref"]
+
+
+def _net(model, n=1, in_size=1, w=0.0, **params):
+    net = FeedForward(model, [n], in_size=in_size, key=jr.key(0), dtype=jnp.float64, **params)
+    return eqx.tree_at(lambda m: m.weights[0]["w"], net, jnp.full((in_size, n), w))
+
+
+def _spikes(net, x, t_end, **options):
+    times, ids, count = jax.jit(lambda n, x: n.spikes(x, t_end, **options))(net, x)
+    n = int(count)
+    return np.asarray(times[:n]), np.asarray(ids[:n])
+
+
+def test_several_crossings_in_one_step():
+    # One fixed step of size 50 covers every crossing; neurons 1 and 2 cross at
+    # exactly the same time (t = 4).
+    net = _net(PIF, n=3, bias=jnp.array([0.3, 0.5, 0.25]))
+    times, ids = _spikes(net, NO_INPUT, 4.5, dt=50.0)
+    np.testing.assert_allclose(times, [2.0, 1 / 0.3, 4.0, 4.0], rtol=1e-10)
+    assert list(ids[:2]) == [1, 0] and sorted(ids[2:]) == [1, 2]
+    assert np.all(np.diff(times) >= 0)
+
+
+def test_several_crossings_adaptive_lif():
+    bias = jnp.array([1.5, 2.0, 3.0, 3.0])
+    net = _net(LIF, n=4, bias=bias)
+    times, ids = _spikes(net, NO_INPUT, 12.0)
+    first = 10.0 * np.log(np.asarray(bias) / (np.asarray(bias) - 1.0))
+    expect = sorted([(first[0], 0), (first[1], 1), (first[2], 2), (first[3], 3),
+                     (2 * first[2], 2), (2 * first[3], 3)])
+    np.testing.assert_allclose(times, [e[0] for e in expect], rtol=1e-7)
+    # Neurons 2 and 3 are identical: both spike, each once per period.
+    assert sorted(ids.tolist()) == sorted(e[1] for e in expect)
+
+
+def test_reset_never_retriggers_at_once():
+    # v_reset == v_th: after its spike the neuron sits on its threshold; it must not
+    # fire again and again at the same instant.
+    net = _net(PIF, bias=0.5, v_reset=1.0)
+    times, ids = _spikes(net, NO_INPUT, 10.0)
+    np.testing.assert_allclose(times, [2.0], rtol=1e-10)
+
+
+def test_no_reset_model_counts_each_crossing_once():
+    # sin(theta) crosses zero upwards at theta = 2 pi k; without a reset the neuron
+    # is re-armed by an event when the condition comes back down. (theta is linear,
+    # so the adaptive solver would take huge steps and step over whole oscillations
+    # of the condition: crossings are only seen at step ends, hence dtmax.)
+    omega = 0.7
+    net = _net(Rotor, n=2, omega=omega, theta0=jnp.array([-1.0, -2.0]))
+    times, ids = _spikes(net, NO_INPUT, 40.0, dtmax=0.5)
+    expect = sorted([((1.0 + 2 * np.pi * k) / omega, 0) for k in range(5)]
+                    + [((2.0 + 2 * np.pi * k) / omega, 1) for k in range(5)])
+    expect = [e for e in expect if e[0] < 40.0]
+    np.testing.assert_allclose(times, [e[0] for e in expect], rtol=1e-9)
+    assert ids.tolist() == [e[1] for e in expect]
+
+
+def test_amos():
+    net = _net(LIF, bias=2.0)
+    times, _ = _spikes(net, NO_INPUT, 50.0)
+    assert len(times) == 7
+    times, _ = _spikes(net, NO_INPUT, 50.0, amos=True)
+    np.testing.assert_allclose(times, [10.0 * np.log(2.0)], rtol=1e-7)
+
+
+def test_input_jump_spikes_immediately():
+    # An input that lifts v over threshold makes the neuron spike at the input time.
+    net = _net(PIF, bias=0.0, w=2.0)
+    times, _ = _spikes(net, jnp.array([[1.0, 3.0]]), 5.0)
+    np.testing.assert_allclose(times, [1.0, 3.0])
+
+
+def test_refractory_clamps_and_drops_input():
+    t_ref, period0 = 2.0, 10.0 * np.log(2.0)
+    net = _net(LIFRef, in_size=1, w=1000.0, bias=2.0, t_ref=t_ref)
+    # A huge input inside the first refractory window must be ignored.
+    x = jnp.array([period0 + 0.5 * t_ref])
+    times, _ = _spikes(net, x, 30.0)
+    expect = period0 + (period0 + t_ref) * np.arange(3)
+    np.testing.assert_allclose(times, expect[expect < 30.0], rtol=1e-7)
+    # The same input after the window is delivered (and makes it fire early).
+    x = jnp.array([period0 + 1.5 * t_ref])
+    times2, _ = _spikes(net, x, 30.0, max_spikes=50)
+    assert times2[1] < expect[1] - 1.0
+
+
+def test_guarded_condition_fires_when_refractoriness_ends():
+    # Without clamping, v crosses again during the refractory period (ignored) and
+    # the neuron fires as soon as it ends.
+    net = _net(GuardedLIF, bias=5.0, t_ref=5.0)
+    times, _ = _spikes(net, NO_INPUT, 20.0)
+    first = 10.0 * np.log(5.0 / 4.0)
+    np.testing.assert_allclose(times, first + 5.0 * np.arange(4), rtol=1e-7)
+
+
+def test_budget_error_names_option():
+    net = _net(LIF, bias=2.0)
+    with pytest.raises(Exception, match=r"event budget of 3 .*max_events"):
+        _spikes(net, NO_INPUT, 1000.0, max_events=3, max_spikes=1000)
+    with pytest.raises(Exception, match=r"more than max_spikes=2 spikes"):
+        _spikes(net, NO_INPUT, 100.0, max_spikes=2)
+
+
+def test_nan_error_names_model_and_variable():
+    net = _net(SqrtInput, w=-1.0)
+    with pytest.raises(Exception, match=r"NaN or Inf in SqrtInput .*'v'"):
+        _spikes(net, jnp.array([1.0]), 5.0)
+
+
+def test_recurrent_network_and_masks():
+    pop = LIF.create(3, bias=0.0)
+    mask = jnp.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])  # chain 0 -> 1 -> 2
+    net = Network.create(
+        [pop], in_size=1, connections=[("input", 0), (0, 0, mask)], key=jr.key(1),
+        weight_init=lambda k, s, d: jnp.full(s, 5.0, d),
+    )
+    assert np.all(np.asarray(net.masks[1]).diagonal() == 0)
+    # Input drives only neuron 0 (input weights to 1 and 2 are zero).
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.array([[5.0, 0.0, 0.0]]))
+    times, ids = _spikes(net, jnp.array([1.0]), 60.0)
+    assert ids[:3].tolist() == [0, 1, 2] and np.all(np.diff(times[:3]) > 0)
+    # Default recurrent connectivity has no self-connections.
+    full = Network.create([pop], in_size=1, connections=[(-1, 0), (0, 0)], key=jr.key(1))
+    assert np.all(np.asarray(full.masks[1]) == 1 - np.eye(3))
