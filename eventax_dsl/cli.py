@@ -89,8 +89,15 @@ def compile_main(argv=None) -> int:
             if args.output:
                 out = Path(args.output)
                 target = out / (Path(name).stem + ".py") if several or out.is_dir() else out
-                _write_atomic(target, compiled.source)
+                try:
+                    _write_atomic(target, compiled.source)
+                except OSError as exc:
+                    print(f"eventax-compile: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+                    status = 1
+                    continue
                 entry["output"] = str(target)
+            elif args.json:  # stdout carries the JSON report; the module goes inside it
+                entry["python"] = compiled.source
             else:
                 sys.stdout.write(compiled.source)
         report.append(entry)
@@ -104,6 +111,9 @@ def main():  # pragma: no cover - console entry point
         sys.exit(compile_main())
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:  # e.g. '| head' closed stdout: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as exc:  # a compiler bug: say so plainly, no traceback
         print(f"eventax-compile: internal error ({type(exc).__name__}: {exc}); please report it "
               "with the input file", file=sys.stderr)

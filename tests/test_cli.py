@@ -280,8 +280,6 @@ def test_json_with_output_file(capsys, files, tmp_path):
     assert entry["output"] == str(target) and target.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="cli bug: with --json and no -o the generated module and the JSON "
-                                       "report are both written to stdout, so stdout is not JSON")
 def test_json_without_output_is_pure_json(capsys, files):
     _, out, _ = run(capsys, "--json", files["good"])
     json.loads(out)
@@ -372,8 +370,6 @@ def test_console_script_stdout_to_a_closed_pipe_has_no_traceback(files):
     assert "Traceback" not in _pipe_to_head(files).stderr
 
 
-@pytest.mark.xfail(strict=True, reason="cli bug: a closed stdout (e.g. '| head') is reported as "
-                                       "'internal error (BrokenPipeError)' with exit status 3")
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a shell")
 def test_console_script_stdout_to_a_closed_pipe_is_not_an_internal_error(files):
     assert "internal error" not in _pipe_to_head(files).stderr

@@ -28,7 +28,7 @@ def py_name(name: str) -> str:
     if not name.isidentifier() or name.startswith("_"):  # the checker rejects these
         raise ValueError(f"not a valid model identifier: {name!r}")
     if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _RESERVED:
-        return name + "_"
+        return "_" + name  # users cannot write names starting with '_', so this never collides
     return name
 
 
@@ -41,6 +41,8 @@ class JaxPrinter(StrPrinter):
               "exprel": "rt.exprel"}
 
     def _print_Symbol(self, expr):
+        if expr.name.startswith("_t"):  # a CSE temporary (users cannot write a leading '_')
+            return expr.name
         return py_name(expr.name)
 
     def _print_Dummy(self, expr):  # pragma: no cover - not produced
@@ -142,7 +144,7 @@ def _body(exprs: dict[str, sp.Expr], ir: ModelIR, args: dict[str, str], wrap) ->
     """
     keys = list(exprs)
     values = [exprs[k] for k in keys]
-    temps, reduced = sp.cse(values, symbols=sp.numbered_symbols("t_", real=True),
+    temps, reduced = sp.cse(values, symbols=sp.numbered_symbols("_t", real=True),
                             optimizations=None, order="none")
     used = set()
     for v in values:
@@ -230,15 +232,15 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     # init: fill to the state's shape, in the parameters' float dtype
     init = {s.name: s.init for s in ir.states}
     init_lines = _body({k: v for k, v in init.items() if not isinstance(v, sp.NDimArray)}, ir,
-                       {"p": params}, lambda k, c: f"rt.fill({c}, {shape[k]!r}, dtype)")
+                       {"p": params}, lambda k, c: f"rt.fill({c}, {shape[k]!r}, _dtype)")
     vec_inits = {k: v for k, v in init.items() if isinstance(v, sp.NDimArray)}
     ret = init_lines.pop()
-    init_lines = ["dtype = rt.float_dtype(p)"] + init_lines
+    init_lines = ["_dtype = rt.float_dtype(p)"] + init_lines
     if vec_inits:
-        init_lines.append("out = " + ret[len("return "):])
+        init_lines.append("_out = " + ret[len("return "):])
         for k, v in vec_inits.items():
-            init_lines.append(f"out[{k!r}] = jnp.asarray({[float(x) for x in v]!r}, dtype)")
-        init_lines.append("return out")
+            init_lines.append(f"_out[{k!r}] = jnp.asarray({[float(x) for x in v]!r}, _dtype)")
+        init_lines.append("return _out")
     else:
         init_lines.append(ret)
     method("init(self, p)", "Initial state of one neuron.", init_lines)
