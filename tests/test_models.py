@@ -438,12 +438,7 @@ def test_alif_subtractive_reset_and_adaptive_threshold():
     np.testing.assert_allclose(grad, 1.0)
 
 
-# ------------------------------------------------- a compiler limitation
-@pytest.mark.xfail(reason="compiler: a Float constant inside exp() is split off by SymPy "
-                          "(exp(-(v + 55.0)/10) -> 0.0041*exp(-v/10)) and the removable "
-                          "singularity is then not rewritten with exprel: at v = -55 the rate "
-                          "is 0 instead of 0.1 and its gradient ~1e14 (same with '55 mV' units)",
-                   strict=False)
+# ------------------------------- singularities written with decimal constants
 def test_removable_singularity_with_float_constants():
     src = ('language 1\nneuron HHRate\nstate:\n    v = -65.0\n    n = 0.3\nequations:\n'
            '    v\' = -v / 10 ms\n'

@@ -126,15 +126,16 @@ class Checker:
     def expr(self, e: ast.Expr, allowed: set[str], ctx: str) -> Typed:
         """Type an expression; raises _Failed after reporting a problem."""
         if isinstance(e, ast.Number):
-            return Typed(sp.Float(e.value) if _is_fractional(e.text) else sp.Integer(int(e.value)),
-                         None, ())
+            # exact rationals: a Float inside exp() would be split off by SymPy
+            # (exp(-(v + 55.0)/10) -> 0.0041*exp(-v/10)), hiding removable singularities
+            return Typed(sp.Rational(_exact(e.text)), None, ())
         if isinstance(e, ast.Quantity):
             scale, dim = self.unit(e.unit, e.unit_span)
             value = _to_float(_exact(e.text) * scale)
             if not math.isfinite(value):
                 self.error("E029", f"the quantity {e.text} {e.unit} is too large for a float", e.span)
                 raise _Failed
-            return Typed(sp.Float(value), dim, ())
+            return Typed(sp.Rational(_exact(e.text) * scale), dim, ())
         if isinstance(e, ast.Name):
             return self.name(e, allowed, ctx)
         if isinstance(e, ast.RefractoryFlag):

@@ -52,10 +52,13 @@ class JaxPrinter(StrPrinter):
         return repr(float(expr))
 
     def _print_Rational(self, expr):
+        f = float(expr)
+        if sp.Rational(repr(f)) == expr:  # a decimal number: print it as written
+            return repr(f)
         return f"({expr.p}/{expr.q})"
 
     def _print_Integer(self, expr):
-        return str(int(expr))
+        return str(int(expr)) if abs(expr) < 10**15 else repr(float(expr))
 
     def _print_Pi(self, expr):
         return "jnp.pi"
