@@ -196,7 +196,7 @@ def test_explain_lists_states_parameters_equations_and_linear_blocks(capsys, fil
     assert "  v_th = 1.0  [1]" in lines
     assert "equations (simplified, aliases inlined):" in lines
     assert "  v' = (2*i - v)/tau" in lines
-    assert "  i' = -i/5.0" in lines or "  i' = -0.2*i" in lines
+    assert "  i' = -i/5" in lines  # exact literals: 5 ms stays the integer 5
     assert "  drive = 2*i" in lines
     assert "spike: upward zero crossing of v - v_th" in lines
     assert "  i <- i + w" in lines
