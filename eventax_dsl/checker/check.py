@@ -9,7 +9,6 @@ typo never cascades into a page of errors.
 from __future__ import annotations
 
 import hashlib
-import keyword
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -810,20 +809,8 @@ def _short(expr) -> str:
 
 def _uses_units(model: ast.Model) -> bool:
     """Whether any number in the model carries a unit."""
-    exprs = [d.value for d in model.constants]
-    exprs += [d.default for d in model.parameters if d.default is not None]
-    exprs += [d.init for d in model.states if d.init is not None]
-    exprs += [d.expr for d in model.equations]
-    if model.spike:
-        exprs.append(model.spike.condition)
-    if model.refractory:
-        exprs.append(model.refractory.duration)
-    for block in (model.reset, model.input):
-        if block:
-            exprs += [a.expr for a in block.assignments]
-    exprs += [o.expr for o in model.observables or () if o.expr is not None]
     return any(isinstance(n, ast.Quantity) or (isinstance(n, ast.VectorLiteral) and n.unit)
-               for e in exprs for n in ast.walk(e))
+               for e in ast.expressions(model) for n in ast.walk(e))
 
 
 def _piecewise(then, cond, otherwise):
@@ -852,10 +839,6 @@ def _exact(text: str) -> Fraction:
     return Fraction(Decimal(text))
 
 
-def _is_fractional(text: str) -> bool:
-    return any(c in text for c in ".eE")
-
-
 def _mul(a, b, op):
     if a is None and b is None:
         return None
@@ -876,5 +859,3 @@ def check_with_warnings(model, source=None, filename="<input>"):
     ir = c.run()
     return ir, c.warnings
 
-
-_ = keyword  # keywords are handled by the code generator (it renames them)

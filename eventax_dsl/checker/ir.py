@@ -58,6 +58,7 @@ class ModelIR:
     rewrites: list[str] = field(default_factory=list)  # notes on singularities removed
 
     def symbol(self, name: str) -> sp.Symbol:
+        """The SymPy symbol that stands for ``name`` in this IR's expressions."""
         return sp.Symbol(name, real=True)
 
     @property

@@ -14,7 +14,6 @@ import keyword
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from ..checker.functions import exprel, sigmoid, vsum
 from ..checker.ir import ModelIR
 from ..version import __version__
 
@@ -323,5 +322,3 @@ def _class_doc(ir: ModelIR) -> str:
         lines.append(f"    on input: {k} = {sp.sstr(v)}")
     return "\n".join(lines)
 
-
-_ = (exprel, sigmoid, vsum)  # printed by name in JaxPrinter._FUNCS / _print_vsum

@@ -259,3 +259,19 @@ class Model:
     reset: Reset | None
     input: Input | None
     observables: tuple[Observable, ...] | None
+
+
+def expressions(model: Model):
+    """Every expression written in a model, section by section."""
+    yield from (d.value for d in model.constants)
+    yield from (d.default for d in model.parameters if d.default is not None)
+    yield from (d.init for d in model.states if d.init is not None)
+    yield from (d.expr for d in model.equations)
+    if model.spike:
+        yield model.spike.condition
+    if model.refractory:
+        yield model.refractory.duration
+    for block in (model.reset, model.input):
+        if block:
+            yield from (a.expr for a in block.assignments)
+    yield from (o.expr for o in model.observables or () if o.expr is not None)

@@ -412,7 +412,7 @@ def _assemble(items, text, filename) -> ast.Model:
     version = LANGUAGE_VERSION
     name, name_span, doc = "", Span.point(1, 1), ""
     blocks: dict[str, tuple] = {}
-    spike = refractory = reset = inp = None
+    single: dict[str, object] = {}  # spike, refractory, reset, on input
     seen_spans: dict[str, Span] = {}
 
     lines = text.split("\n")
@@ -445,49 +445,26 @@ def _assemble(items, text, filename) -> ast.Model:
             kind, body, span = item
             if once(kind, span):
                 blocks[kind] = body
-        elif isinstance(item, ast.Spike):
-            if once("spike", item.span):
-                spike = item
-        elif isinstance(item, ast.Refractory):
-            if once("refractory", item.span):
-                refractory = item
-        elif isinstance(item, ast.Reset):
-            if once("reset", item.span):
-                reset = item
-        elif isinstance(item, ast.Input):
-            if once("on input", item.span):
-                inp = item
+        elif type(item) in _SINGLE_SECTIONS:
+            kind = _SINGLE_SECTIONS[type(item)]
+            if once(kind, item.span):
+                single[kind] = item
     if diags:
         raise CompileError(diags, text, filename)
-    for num in _numbers(blocks, spike, refractory, reset, inp):
-        if not math.isfinite(num.value):
-            raise CompileError([Diagnostic("E029", f"the number {num.text} is not finite", num.span)],
-                               text, filename)
-    return ast.Model(
+    model = ast.Model(
         name=name, name_span=name_span, language=version, doc=doc,
         constants=blocks.get("constants", ()), parameters=blocks.get("parameters", ()),
         states=blocks.get("state", ()), equations=blocks.get("equations", ()),
-        spike=spike, refractory=refractory, reset=reset, input=inp,
-        observables=blocks.get("observe"),
+        spike=single.get("spike"), refractory=single.get("refractory"), reset=single.get("reset"),
+        input=single.get("on input"), observables=blocks.get("observe"),
     )
+    for e in ast.expressions(model):
+        for num in ast.walk(e):
+            if isinstance(num, (ast.Number, ast.Quantity)) and not math.isfinite(num.value):
+                raise CompileError([Diagnostic("E029", f"the number {num.text} is not finite", num.span)],
+                                   text, filename)
+    return model
 
 
-def _numbers(blocks, spike, refractory, reset, inp):
-    exprs = []
-    for body in blocks.values():
-        for decl in body:
-            for attr in ("value", "default", "init", "expr"):
-                e = getattr(decl, attr, None)
-                if e is not None:
-                    exprs.append(e)
-    if spike:
-        exprs.append(spike.condition)
-    if refractory:
-        exprs.append(refractory.duration)
-    for block in (reset, inp):
-        if block:
-            exprs.extend(a.expr for a in block.assignments)
-    for e in exprs:
-        for node in ast.walk(e):
-            if isinstance(node, (ast.Number, ast.Quantity)):
-                yield node
+_SINGLE_SECTIONS = {ast.Spike: "spike", ast.Refractory: "refractory", ast.Reset: "reset",
+                    ast.Input: "on input"}
