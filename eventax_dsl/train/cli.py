@@ -1,0 +1,133 @@
+"""``eventax-train``: train a spiking network on Yin-Yang, MNIST or delayed XOR.
+
+Examples::
+
+    eventax-train yinyang --model qif --loss ttfs --epochs 3 --out runs/yy
+    eventax-train yinyang --model lif --readout-model li --loss max --out runs/yy-max
+    eventax-train mnist --data-dir data/mnist --hidden 200 --loss exp-integral --out runs/mnist
+    eventax-train xor --model egru --loss exp-integral --out runs/xor
+    eventax-train yinyang --resume runs/yy --epochs 6      # continue a run (same result as
+                                                            # an uninterrupted one)
+
+Every option of :class:`~eventax_dsl.train.config.TrainConfig` is a flag; an
+option not given takes the task's default (``--help`` shows them). Errors in
+the arguments, a missing model or data file are reported in one line and exit
+with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .config import TASK_DEFAULTS, TASKS, TrainConfig
+from .readout import LOSSES
+
+__all__ = ["main"]
+
+#: Flags that only change how a run is shown or executed; allowed on --resume.
+_RUNTIME = {"progress", "plots", "devices", "eval_batch_size", "epochs"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = TASK_DEFAULTS
+    p = argparse.ArgumentParser(
+        prog="eventax-train",
+        description="Train a spiking network with exact event-based gradients.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Task defaults: " + "; ".join(
+            f"{t}: model {d[t]['model']}, loss {d[t]['loss']}, hidden {list(d[t]['hidden'])}, "
+            f"t_max {d[t]['t_max']}, epochs {d[t]['epochs']}, batch {d[t]['batch_size']}, "
+            f"lr {d[t]['lr']}" for t in TASKS),
+    )
+    S = argparse.SUPPRESS  # options not given stay out of the namespace
+    p.add_argument("task", choices=TASKS, help="the task to train on")
+    g = p.add_argument_group("network")
+    g.add_argument("--model", default=S, help="hidden-layer model: library name (qif, lif, ...) "
+                   "or path to a .neuron file")
+    g.add_argument("--readout-model", default=S, help="output-layer model (default: --model for "
+                   "ttfs, li for the voltage losses)")
+    g.add_argument("--hidden", type=int, nargs="+", default=S, help="hidden layer sizes")
+    g.add_argument("--loss", default=S, help=f"one of: {', '.join(LOSSES)}")
+    g.add_argument("--t-max", type=float, default=S, help="simulated time per sample (ms)")
+    g.add_argument("--amos", action="store_true", default=S, help="at most one spike per neuron")
+    g.add_argument("--no-train-params", dest="train_params", action="store_false", default=S,
+                   help="train the weights only (not the models' learnable parameters)")
+    g.add_argument("--init-gain", default=S, help="'auto' (calibrate, default) or a number")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=S)
+    g.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=S)
+    g.add_argument("--lr", type=float, default=S, help="AdamW learning rate")
+    g.add_argument("--weight-decay", type=float, default=S, help="AdamW decay on weights (1e-4)")
+    g.add_argument("--clip", type=float, default=S, help="global gradient-norm clip (1.0)")
+    g.add_argument("--seed", type=int, default=S, help="seed of init and shuffling (0)")
+    g = p.add_argument_group("loss details")
+    g.add_argument("--tau0", type=float, default=S, help="ttfs softmax temperature, ms (0.5)")
+    g.add_argument("--tau1", type=float, default=S, help="ttfs regulariser time constant, ms (6.4)")
+    g.add_argument("--alpha", type=float, default=S, help="ttfs regulariser weight (3e-3)")
+    g.add_argument("--max-grid", type=int, default=S, help="max loss: grid points (50)")
+    g.add_argument("--no-hermite", dest="hermite", action="store_false", default=S,
+                   help="max loss: no cubic Hermite refinement between grid points")
+    g.add_argument("--exp-tau", type=float, default=S, help="exp-integral weight time constant "
+                   "(default t_max)")
+    g = p.add_argument_group("simulation")
+    g.add_argument("--x64", action="store_true", default=S, help="float64 (default float32)")
+    g.add_argument("--max-spikes-per-neuron", type=int, default=S,
+                   help="spike buffer / event budget per spiking neuron (simulator default 10)")
+    g.add_argument("--rtol", type=float, default=S)
+    g.add_argument("--atol", type=float, default=S)
+    g = p.add_argument_group("data and output")
+    g.add_argument("--data-dir", default=S, help="MNIST: folder with the four IDX files")
+    g.add_argument("--train-size", type=int, default=S, help="use the first N training samples")
+    g.add_argument("--val-size", type=int, default=S)
+    g.add_argument("--test-size", type=int, default=S)
+    g.add_argument("--eval-batch-size", type=int, default=S, help="default max(batch, 256)")
+    g.add_argument("--out", default=S, help="run directory (default runs/<task>-<time>)")
+    g.add_argument("--resume", default=S, metavar="DIR", help="continue the run saved in DIR; "
+                   "--epochs is the new total")
+    g.add_argument("--devices", type=int, default=S, help="data-parallel over N devices")
+    g.add_argument("--no-plots", dest="plots", action="store_false", default=S)
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=S)
+    g.add_argument("--plot-points", type=int, default=S)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; ``argv`` defaults to ``sys.argv[1:]``. Returns the exit status."""
+    parser = _parser()
+    args = vars(parser.parse_args(argv))
+    task = args.pop("task")
+    resume = args.pop("resume", None)
+    from ..datasets import MnistNotFoundError  # noqa: PLC0415
+    from .trainer import Trainer  # noqa: PLC0415
+
+    if "hidden" in args:
+        args["hidden"] = tuple(args["hidden"])
+    try:
+        if resume is not None:
+            epochs = args.pop("epochs", None)
+            runtime = {k: v for k, v in args.items() if k in _RUNTIME}
+            others = {k: v for k, v in args.items() if k not in _RUNTIME}
+            trainer = Trainer.resume(resume, epochs=epochs, **runtime, **others)
+            if trainer.cfg.task != task:
+                raise ValueError(f"the run in '{resume}' is a {trainer.cfg.task} run, not {task}")
+            print(f"resuming {resume} at epoch {trainer.epoch} of {trainer.cfg.epochs}", file=sys.stderr)
+        else:
+            if "out" not in args:
+                args["out"] = f"runs/{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+            trainer = Trainer(TrainConfig(task=task, **args))
+            print(f"writing to {trainer.out}", file=sys.stderr)
+        result = trainer.fit()
+    except (ValueError, FileNotFoundError, MnistNotFoundError) as err:
+        print(f"eventax-train: error: {err}", file=sys.stderr)
+        return 2
+    if result.best is not None:
+        b = result.best
+        print(f"best validation accuracy {b['val_acc']:.4f} at epoch {b['epoch']}; "
+              f"test accuracy there {b['test_acc']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

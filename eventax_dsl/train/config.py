@@ -1,0 +1,194 @@
+"""Training configuration: one JSON-serialisable dataclass, task defaults, model lookup.
+
+:class:`TrainConfig` holds every option of a run (the same names as the
+``eventax-train`` flags, with ``-`` replaced by ``_``). Fields left at ``None``
+take the task's default (:data:`TASK_DEFAULTS`) in :meth:`TrainConfig.resolved`;
+a checkpoint stores the resolved config, so a resumed run uses exactly the same
+settings.
+
+Models are given as a path to a ``.neuron`` file or as a library name
+(``"qif"`` -> ``<repository>/models/qif.neuron``), see :func:`resolve_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .readout import LOSSES
+
+__all__ = ["MODEL_DIR", "TASKS", "TASK_DEFAULTS", "TrainConfig", "load_model", "resolve_model"]
+
+#: The model library shipped with the repository.
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+
+TASKS = ("yinyang", "mnist", "xor")
+
+#: Per-task defaults for the fields left at ``None``.
+TASK_DEFAULTS = {
+    "yinyang": dict(model="qif", loss="ttfs", hidden=(50,), t_max=50.0, epochs=5, batch_size=32,
+                    lr=5e-3),
+    "mnist": dict(model="lif", loss="exp-integral", hidden=(200,), t_max=30.0, epochs=1,
+                  batch_size=64, lr=1e-3, data_dir="data/mnist"),
+    "xor": dict(model="egru", loss="exp-integral", hidden=(32,), t_max=90.0, epochs=5,
+                batch_size=32, lr=1e-3, max_spikes_per_neuron=30),
+}
+
+
+def resolve_model(spec: str) -> Path:
+    """The ``.neuron`` file for ``spec``: an existing path, or a library model name.
+
+    ``"qif"`` and ``"qif.neuron"`` resolve to ``<repository>/models/qif.neuron``.
+    Raises ``FileNotFoundError`` naming what was looked for and the available
+    library models.
+    """
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    name = spec if spec.endswith(".neuron") else spec + ".neuron"
+    candidate = MODEL_DIR / name
+    if "/" not in spec and candidate.is_file():
+        return candidate
+    available = sorted(p.stem for p in MODEL_DIR.glob("*.neuron"))
+    raise FileNotFoundError(
+        f"model {spec!r} not found: it is neither a .neuron file nor a library model "
+        f"(looked for '{path}' and '{candidate}'). Library models: "
+        f"{', '.join(available) or '(none found)'}"
+    )
+
+
+def load_model(spec: str) -> type:
+    """The compiled model class for ``spec`` (see :func:`resolve_model`)."""
+    from .. import load  # noqa: PLC0415 - avoid an import cycle at package import
+
+    return load(resolve_model(spec))
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every option of a training run (see ``eventax-train --help`` for each flag).
+
+    **Task and network**: ``task`` (``yinyang``, ``mnist``, ``xor``); ``model``
+    (hidden layers) and ``readout_model`` (output layer; default: ``model`` for
+    ``ttfs``, ``li`` for the voltage losses); ``hidden`` (sizes of the hidden
+    layers; ``xor``: one recurrent population); ``loss`` (``ttfs``, ``max``,
+    ``integral``, ``exp-integral``); ``t_max`` (simulated time per sample, ms,
+    = the read-out window end).
+
+    **Optimisation**: ``epochs``, ``batch_size``, ``lr`` (AdamW),
+    ``weight_decay`` (on weights only), ``clip`` (global gradient norm),
+    ``seed``, ``train_params`` (also train the models' ``learnable``
+    parameters, e.g. time constants, besides the weights).
+
+    **Simulation**: ``amos`` (at most one spike per neuron), ``x64``,
+    ``max_spikes_per_neuron`` (spike buffer / event budget), ``rtol``/``atol``.
+
+    **Loss details**: ``tau0``, ``tau1``, ``alpha`` (TTFS), ``max_grid`` and
+    ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``).
+
+    **Initialisation**: ``init_gain``: ``"auto"`` calibrates one gain per
+    spiking population on a training batch so that it is active (see
+    :func:`eventax_dsl.train.build.calibrate`); a number uses that gain.
+
+    **Data and output**: ``data_dir`` (MNIST), ``train_size``/``val_size``/
+    ``test_size`` (use only the first N samples of a split), ``eval_batch_size``,
+    ``out`` (run directory), ``devices`` (data-parallel devices), ``plots``,
+    ``progress``, ``plot_points``.
+    """
+
+    task: str = "yinyang"
+    model: str | None = None
+    readout_model: str | None = None
+    loss: str | None = None
+    hidden: tuple[int, ...] | None = None
+    t_max: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    seed: int = 0
+    train_params: bool = True
+    amos: bool = False
+    x64: bool = False
+    max_spikes_per_neuron: int | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    tau0: float = 0.5
+    tau1: float = 6.4
+    alpha: float = 3e-3
+    max_grid: int = 50
+    hermite: bool = True
+    exp_tau: float | None = None
+    init_gain: str | float = "auto"
+    data_dir: str | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+    eval_batch_size: int | None = None
+    out: str | None = None
+    devices: int | None = None
+    plots: bool = True
+    progress: bool = True
+    plot_points: int = 100
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with task defaults filled in and every option validated."""
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}")
+        cfg = dataclasses.replace(self)
+        for name, value in TASK_DEFAULTS[self.task].items():
+            if getattr(cfg, name) is None:
+                setattr(cfg, name, value)
+        cfg.hidden = tuple(int(h) for h in cfg.hidden)
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
+        if cfg.readout_model is None:
+            cfg.readout_model = cfg.model if cfg.loss == "ttfs" else "li"
+        if cfg.eval_batch_size is None:
+            cfg.eval_batch_size = max(cfg.batch_size, 256)
+        if isinstance(cfg.init_gain, str) and cfg.init_gain != "auto":
+            try:
+                cfg.init_gain = float(cfg.init_gain)
+            except ValueError:
+                raise ValueError(f"init_gain must be 'auto' or a number, got {cfg.init_gain!r}") from None
+        checks = [
+            ("epochs", cfg.epochs >= 0), ("batch_size", cfg.batch_size >= 1),
+            ("eval_batch_size", cfg.eval_batch_size >= 1), ("lr", cfg.lr > 0),
+            ("clip", cfg.clip > 0), ("t_max", cfg.t_max > 0), ("hidden", len(cfg.hidden) >= 1
+                                                                  and min(cfg.hidden) >= 1),
+            ("plot_points", cfg.plot_points >= 2),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f"invalid {name}: {getattr(cfg, name)!r}")
+        if cfg.task == "xor" and len(cfg.hidden) != 1:
+            raise ValueError(f"xor uses one recurrent hidden population; got hidden={cfg.hidden}")
+        if cfg.devices is not None:
+            for name in ("batch_size", "eval_batch_size"):
+                if getattr(cfg, name) % cfg.devices:
+                    raise ValueError(
+                        f"{name}={getattr(cfg, name)} is not divisible by devices={cfg.devices}"
+                    )
+        return cfg
+
+    # ---------------------------------------------------------------- JSON
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = None if self.hidden is None else list(self.hidden)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) in checkpoint: {', '.join(unknown)}")
+        d = dict(d)
+        if d.get("hidden") is not None:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)

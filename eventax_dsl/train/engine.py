@@ -1,0 +1,145 @@
+"""The jitted pieces of training: one optimisation step and one evaluation batch.
+
+Both are module-level ``equinox.filter_jit`` functions whose configuration
+(the :class:`~eventax_dsl.train.readout.Readout`, the optimiser, the
+:class:`~eventax_dsl.sim.SimOptions`) is passed as *static*, hashable
+arguments. So a run compiles each of them once, and a second run with the same
+configuration in the same process (a resumed run, a test) reuses the compiled
+programs. Batches have a fixed shape (the trainer drops or pads partial ones).
+
+- :func:`train_step` -- loss, accuracy, gradient (reverse mode through the
+  event-driven simulation), global-norm clipping and an AdamW update;
+- :func:`eval_step` -- a full simulation of every sample with spikes recorded:
+  scores, loss, correct predictions, spike counts per neuron, time of the first
+  spike, and the spikes and output trace of the plot sample.
+
+The network is split with ``eqx.partition(net, trainable(net))`` into
+``params`` (what the optimiser updates) and ``static`` (the rest).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import optax
+
+from ..sim import simulate
+
+__all__ = ["EvalOutput", "eval_step", "make_optimizer", "train_step"]
+
+
+# ---------------------------------------------------------------- optimiser
+def _decay_mask(params):
+    """Weight decay applies to the weights only, never to time constants or biases."""
+    mask = jtu.tree_map(lambda _: False, params)
+    return eqx.tree_at(lambda m: m.weights, mask, jtu.tree_map(lambda _: True, params.weights))
+
+
+@functools.lru_cache(maxsize=None)
+def make_optimizer(lr: float, weight_decay: float, clip: float) -> optax.GradientTransformation:
+    """Global-norm clipping to ``clip``, then AdamW (decay on weights only).
+
+    Cached: equal arguments give the *same* object, which keeps the jit cache of
+    :func:`train_step` (where it is a static argument) valid across runs.
+    """
+    return optax.chain(
+        optax.clip_by_global_norm(clip),
+        optax.adamw(lr, weight_decay=weight_decay, mask=_decay_mask),
+    )
+
+
+# --------------------------------------------------------------------- train
+def batch_loss(params, static, x, y, t0, readout, options):
+    """Mean loss and accuracy of a batch (``x``: ``(B, in_size[, k])``)."""
+    net = eqx.combine(params, static)
+    scores = jax.vmap(lambda xi, ti: readout.forward(net, xi, ti, options))(x, t0)
+    loss = readout.loss(scores, y)
+    acc = jnp.mean(readout.predict(scores) == y)
+    return loss, acc
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests check for recompiles)
+def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options):
+    """One AdamW step on a batch: ``(params, opt_state, loss, accuracy)``."""
+    (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
+        params, static, x, y, t0, readout, options
+    )
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = eqx.apply_updates(params, updates)
+    return params, opt_state, loss, acc
+
+
+# ---------------------------------------------------------------------- eval
+class EvalOutput(eqx.Module):
+    """What :func:`eval_step` returns for one batch of ``B`` samples.
+
+    - ``loss_sum``, ``correct``: summed over the valid samples;
+    - ``counts``: ``(B, n_neurons)`` spikes of every neuron (global ids);
+    - ``first``: ``(B,)`` first spike time of population ``first_pop`` (``inf``: none);
+    - ``predictions``: ``(B,)``;
+    - ``spike_times``, ``spike_ids``: spikes of sample 0 (padded ``inf`` / ``-1``);
+    - ``trace``: ``(P, n_out)`` the plotted output observable of sample 0 at
+      the plot times (``None`` if nothing is plotted).
+    """
+
+    loss_sum: jax.Array
+    correct: jax.Array
+    counts: jax.Array
+    first: jax.Array
+    predictions: jax.Array
+    spike_times: jax.Array
+    spike_ids: jax.Array
+    trace: jax.Array | None
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, options,
+              first_pop: int, trace_observable: str | None):
+    """Simulate a batch to ``readout.t_end`` with spikes recorded (see :class:`EvalOutput`).
+
+    ``valid``: ``(B,)`` bool, padding rows excluded from sums. ``plot_mask``:
+    ``(B,)`` bool, rows observed at ``plot_times`` (``(P,)``) for the voltage
+    plot; other rows put those observation slots at ``t = 0``, where the event
+    loop records them all in one iteration, so they cost nothing.
+    """
+    net = eqx.combine(params, static)
+    n_obs = readout.n_obs
+    n_neurons = net.n_neurons
+    plot = trace_observable is not None
+
+    def one(xi, ti, is_plot):
+        parts = [readout.obs_times(ti)] if n_obs else []
+        if plot:
+            parts.append(jnp.where(is_plot, plot_times, jnp.zeros_like(plot_times)))
+        obs = jnp.concatenate(parts) if parts else None
+        res = simulate(net, xi, readout.t_end, options=options, obs_times=obs, record_spikes=True)
+        if readout.voltage:
+            scores = readout.logits({k: v[:n_obs] for k, v in res.observed.items()}, ti)
+        else:
+            scores = res.first_spike[net.output]
+        ids = jnp.where(res.spike_ids >= 0, res.spike_ids, n_neurons)
+        counts = jnp.zeros((n_neurons,), jnp.int32).at[ids].add(1, mode="drop")
+        first = jnp.min(res.first_spike[first_pop], initial=jnp.inf)
+        trace = res.observed[trace_observable][n_obs:] if plot else None
+        return scores, counts, first, res.spike_times, res.spike_ids, trace
+
+    scores, counts, first, times, ids, trace = jax.vmap(one)(x, t0, plot_mask)
+    per = readout.loss(scores, y, reduce=False)
+    pred = readout.predict(scores)
+    zero = jnp.zeros_like(per)
+    return EvalOutput(
+        loss_sum=jnp.sum(jnp.where(valid, per, zero)),
+        correct=jnp.sum(valid & (pred == y)),
+        counts=counts,
+        first=first,
+        predictions=pred,
+        spike_times=times[0],
+        spike_ids=ids[0],
+        trace=None if trace is None else trace[0],
+    )

@@ -1,0 +1,160 @@
+"""Quadrature states: integrals of an observable, computed by the ODE solver itself.
+
+The voltage losses (:mod:`eventax_dsl.train.losses`) need ``int V(t) dt`` and
+``int V(t) exp(-t / tau) dt`` over a window. A Riemann sum over sampled voltages
+would be only as accurate as its grid; instead :func:`with_quadrature` adds
+three states to a neuron model, integrated with the rest of the network to the
+adaptive solver's tolerance:
+
+==========  ==========================  ====================================
+state       equation                    value at time ``t``
+==========  ==========================  ====================================
+``q_int``   ``q_int' = V``,  ``0``      ``int_0^t V(s) ds``
+``q_w``     ``q_w' = -q_w / tau``, ``1``  ``exp(-t / tau)`` (no explicit ``t``)
+``q_exp``   ``q_exp' = V q_w``, ``0``   ``int_0^t V(s) exp(-s / tau) ds``
+==========  ==========================  ====================================
+
+``V`` is one scalar observable of the model (``"v"`` by default). The wrapped
+model also observes these three states and ``{V}_dot``, the time derivative of
+the observable from the model's own vector field (``grad observe . dynamics``),
+which :func:`~eventax_dsl.train.losses.max_over_time` uses for its Hermite
+refinement. Spikes, resets and input rules are those of the model (the
+quadrature states are continuous: neither rule touches them), and the states
+the model solves in closed form (``EXACT_STATES``) stay exact; the quadrature
+states are integrated numerically.
+
+The simulator sees only the model contract (:mod:`eventax_dsl.contract`), so
+nothing in it changes: read the integrals at the window ends with
+``net.state_at(x, [t0, T])``.
+
+Example::
+
+    net = FeedForward([QIF, LI], [50, 3], in_size=5, key=key)
+    net = attach_quadrature(net, observable="v", tau=50.0)
+    obs = net.state_at(x, jnp.array([0.0, 50.0]))
+    mean_v = (obs["q_int"][1] - obs["q_int"][0]) / 50.0     # (3,)
+
+Note: ``{V}_dot`` uses the model's ``dynamics``; while a refractory neuron's
+``CLAMPED`` states are held by the simulator, it is not the true (zero) rate.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..contract import NeuronModel, StateSpec
+from ..runtime import float_dtype
+
+__all__ = ["QUADRATURE_STATES", "attach_quadrature", "with_quadrature"]
+
+#: Names of the added states, in order.
+QUADRATURE_STATES = ("q_int", "q_w", "q_exp")
+
+_CACHE: dict[tuple, type] = {}
+
+
+def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float = 50.0) -> type:
+    """A subclass of ``model`` with the quadrature states of ``observable`` (module docs).
+
+    ``tau`` (ms) is the time constant of the exponential weight ``exp(-t / tau)``.
+    The same arguments return the same class, so ``jit`` caches stay valid.
+    Raises ``ValueError`` if ``observable`` is not a scalar observable of ``model``
+    or a name would clash.
+    """
+    if not (isinstance(model, type) and issubclass(model, NeuronModel)):
+        raise TypeError(f"with_quadrature() takes a NeuronModel class, got {model!r}")
+    if getattr(model, "QUAD_BASE", None) is not None:
+        raise ValueError(f"{model.NAME} already has quadrature states")
+    if observable not in model.OBSERVABLES:
+        raise ValueError(
+            f"with_quadrature: {model.NAME} has no observable {observable!r}; "
+            f"its observables are: {', '.join(model.OBSERVABLES) or '(none)'}"
+        )
+    tau = float(tau)
+    if not tau > 0:
+        raise ValueError(f"with_quadrature: tau must be > 0, got {tau}")
+    dot = f"{observable}_dot"
+    taken = set(model.state_names()) | set(model.OBSERVABLES)
+    clash = sorted(taken & (set(QUADRATURE_STATES) | {dot}))
+    if clash:
+        raise ValueError(f"with_quadrature: {model.NAME} already uses the name(s) {', '.join(clash)}")
+    key = (model, observable, tau)
+    cls = _CACHE.get(key)
+    if cls is not None:
+        return cls
+
+    own = model.state_names()
+
+    def split(s):
+        return {k: s[k] for k in own}, {k: s[k] for k in QUADRATURE_STATES}
+
+    def init(self, p):
+        base = model.init(self, p)
+        dtype = float_dtype(p)
+        return {**base, "q_int": jnp.zeros((), dtype), "q_w": jnp.ones((), dtype),
+                "q_exp": jnp.zeros((), dtype)}
+
+    def observed(self, p, s):
+        value = model.observe(self, p, s)[observable]
+        if jnp.ndim(value) != 0:
+            raise ValueError(
+                f"with_quadrature: observable {observable!r} of {model.NAME} is not a scalar "
+                f"(shape {jnp.shape(value)})"
+            )
+        return value
+
+    def dynamics(self, p, s):
+        base, q = split(s)
+        f = model.dynamics(self, p, base)
+        value = observed(self, p, base)
+        return {**f, "q_int": value, "q_w": -q["q_w"] / tau, "q_exp": value * q["q_w"]}
+
+    def spike_condition(self, p, s):
+        return model.spike_condition(self, p, split(s)[0])
+
+    def reset(self, p, s):
+        base, q = split(s)
+        return {**model.reset(self, p, base), **q}
+
+    def receive(self, p, s, w):
+        base, q = split(s)
+        return {**model.receive(self, p, base, w), **q}
+
+    def observe(self, p, s):
+        base, q = split(s)
+        out = dict(model.observe(self, p, base))
+        f = model.dynamics(self, p, base)
+        _, rate = jax.jvp(lambda b: observed(self, p, b), (base,), (f,))
+        out.update(q)
+        out[dot] = rate
+        return out
+
+    namespace = {
+        "__module__": model.__module__,
+        "__doc__": f"{model.__name__} with quadrature states of {observable!r} (tau = {tau} ms); "
+        "see eventax_dsl.train.quadrature.",
+        "NAME": f"{model.NAME}+quadrature",
+        "STATES": tuple(model.STATES) + tuple(StateSpec(k) for k in QUADRATURE_STATES),
+        "OBSERVABLES": tuple(model.OBSERVABLES) + QUADRATURE_STATES + (dot,),
+        "QUAD_BASE": model,
+        "QUAD_OBSERVABLE": observable,
+        "QUAD_TAU": tau,
+        "init": init,
+        "dynamics": dynamics,
+        "spike_condition": spike_condition,
+        "reset": reset,
+        "receive": receive,
+        "observe": observe,
+    }
+    cls = type(model)(f"{model.__name__}Quadrature", (model,), namespace)
+    _CACHE[key] = cls
+    return cls
+
+
+def attach_quadrature(net, observable: str = "v", tau: float = 50.0):
+    """``net`` with its output population wrapped by :func:`with_quadrature` (same parameters)."""
+    pop = net.populations[net.output]
+    wrapped = with_quadrature(type(pop), observable, tau)(params=pop.params)
+    return eqx.tree_at(lambda n: n.populations[n.output], net, wrapped)

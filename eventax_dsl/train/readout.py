@@ -1,0 +1,121 @@
+"""Read-outs: from a simulated sample to class scores, a loss and a prediction.
+
+A :class:`Readout` is a small, hashable description of *how the output layer is
+read* (it is a static argument of the jitted training step). Four kinds:
+
+- ``"ttfs"``: the scores are the first spike times of the (spiking) output
+  neurons; loss :func:`~eventax_dsl.train.losses.ttfs_loss`, prediction: the
+  earliest neuron.
+- ``"max"``, ``"integral"``, ``"exp-integral"``: the scores are logits read
+  from the output voltage over the window ``[t0, T]`` (``t0`` is per sample:
+  0 for Yin-Yang and MNIST, the cue time for delayed XOR); loss: softmax
+  cross-entropy, prediction: the largest logit. The output population must be
+  wrapped with quadrature states (:func:`~eventax_dsl.train.quadrature.attach_quadrature`).
+
+The window is sampled at :meth:`Readout.obs_times` (``[t0, T]`` for the
+integrals, a grid of ``grid`` points for the maximum), read with
+``net.state_at`` during training and ``simulate(..., obs_times=...)`` during
+evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from . import losses
+
+__all__ = ["LOSSES", "Readout"]
+
+#: Loss names accepted by :class:`Readout` (and ``eventax-train --loss``).
+LOSSES = ("ttfs", "max", "integral", "exp-integral")
+
+
+@dataclasses.dataclass(frozen=True)
+class Readout:
+    """How to read the output layer (see module docs). All fields are static.
+
+    - ``kind``: one of :data:`LOSSES`.
+    - ``t_end``: end of the simulation and of the read-out window ``T`` (ms).
+    - ``observable``: the output observable read by the voltage losses.
+    - ``tau0``, ``tau1``, ``alpha``: parameters of the TTFS loss.
+    - ``exp_tau``: time constant of the exponential weight (must equal the
+      ``tau`` of the quadrature wrapper; ``None``: ``t_end``).
+    - ``grid``: number of sample times for ``"max"`` (spacing ``(T - t0) / (grid - 1)``).
+    - ``hermite``: refine the maximum by cubic Hermite interpolation between grid
+      points (:func:`~eventax_dsl.train.losses.max_over_time`).
+    """
+
+    kind: str = "ttfs"
+    t_end: float = 50.0
+    observable: str = "v"
+    tau0: float = 0.5
+    tau1: float = 6.4
+    alpha: float = 3e-3
+    exp_tau: float | None = None
+    grid: int = 50
+    hermite: bool = True
+
+    def __post_init__(self):
+        if self.kind not in LOSSES:
+            raise ValueError(f"unknown loss {self.kind!r}; choose one of: {', '.join(LOSSES)}")
+        if not self.t_end > 0:
+            raise ValueError(f"the read-out window end t_end must be > 0, got {self.t_end}")
+        if self.kind == "max" and self.grid < 2:
+            raise ValueError(f"the max loss needs a grid of at least 2 points, got {self.grid}")
+
+    @property
+    def voltage(self) -> bool:
+        """Whether this read-out uses the output voltage (not spike times)."""
+        return self.kind != "ttfs"
+
+    @property
+    def tau(self) -> float:
+        """Time constant of the exponential weight of ``"exp-integral"``."""
+        return float(self.t_end if self.exp_tau is None else self.exp_tau)
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observation times per sample (0 for TTFS)."""
+        return {"ttfs": 0, "max": self.grid, "integral": 2, "exp-integral": 2}[self.kind]
+
+    # ------------------------------------------------------------- one sample
+    def obs_times(self, t0):
+        """Observation times of one sample whose window starts at ``t0``: ``(n_obs,)``."""
+        t0 = jnp.asarray(t0)
+        if self.kind == "max":
+            return t0 + (self.t_end - t0) * jnp.linspace(0.0, 1.0, self.grid, dtype=t0.dtype)
+        return jnp.stack([t0, jnp.full_like(t0, self.t_end)])
+
+    def logits(self, observed: dict, t0):
+        """Logits of one sample from its observables at :meth:`obs_times` (``(n_obs, n_out)`` each)."""
+        if self.kind == "max":
+            v = observed[self.observable]
+            dv = observed.get(f"{self.observable}_dot") if self.hermite else None
+            return losses.max_over_time(v, self.obs_times(t0), dv)
+        if self.kind == "integral":
+            q = observed["q_int"]
+            return losses.window_integral(q[0], q[1], t0, self.t_end)
+        q = observed["q_exp"]
+        return losses.window_exp_integral(q[0], q[1], t0, self.t_end, self.tau)
+
+    def forward(self, net, input_times, t0, options):
+        """Scores of one sample (``(n_out,)``): first spike times or logits."""
+        if self.kind == "ttfs":
+            return net.ttfs(input_times, self.t_end, options=options)
+        return self.logits(net.state_at(input_times, self.obs_times(t0), options=options), t0)
+
+    # ---------------------------------------------------------------- a batch
+    def loss(self, scores, labels, *, reduce: bool = True):
+        """Loss of a batch of scores ``(B, n_out)`` and labels ``(B,)``."""
+        if self.kind == "ttfs":
+            return losses.ttfs_loss(scores, labels, t_max=self.t_end, tau0=self.tau0,
+                                    tau1=self.tau1, alpha=self.alpha, reduce=reduce)
+        return losses.cross_entropy(scores, labels, reduce=reduce)
+
+    def predict(self, scores):
+        """Predicted classes ``(B,)`` (``-1``: no output spike, TTFS only)."""
+        if self.kind == "ttfs":
+            return losses.ttfs_predict(scores)
+        return losses.voltage_predict(scores)

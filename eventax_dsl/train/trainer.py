@@ -1,0 +1,454 @@
+"""The training loop: :class:`Trainer` and the one-call :func:`train`.
+
+Per epoch:
+
+1. shuffle the training set with the key ``fold_in(key(seed), epoch)`` and
+   run :func:`~eventax_dsl.train.engine.train_step` on every full batch (the
+   last partial batch is dropped, so the compiled step never sees a new
+   shape); a tqdm bar shows the running loss, accuracy and samples/s;
+2. evaluate on the validation and test sets
+   (:func:`~eventax_dsl.train.engine.eval_step`; the last partial batch is
+   padded and masked): accuracy, loss, and on the test set the spike
+   statistics;
+3. write the checkpoint (``checkpoint.eqx`` + ``checkpoint.json``, and
+   ``best.eqx`` when the validation accuracy improved), ``metrics.jsonl``,
+   ``metrics.csv`` and the plots.
+
+Everything the next epoch depends on -- parameters, optimiser state, epoch
+number, seed -- is in the checkpoint, so :meth:`Trainer.resume` continues a
+killed run to bit-for-bit the same parameters as an uninterrupted one.
+
+Metrics per epoch (``metrics.jsonl``, one JSON object per line, and the same
+columns in ``metrics.csv``):
+
+==========================  ====================================================
+``train_loss/acc``          mean over the epoch's training batches (parameters
+                            changing along the way)
+``val_loss/acc``,           after the epoch
+``test_loss/acc``
+``best_epoch``,             epoch with the best validation accuracy so far, and
+``test_acc_at_best``        the test accuracy at that epoch (the number to report)
+``spikes_per_sample``       test set: mean number of spikes (all neurons) per sample
+``max_rate``                test set: mean over samples of the largest spike count
+                            of any neuron in that sample; ``max_rate_max`` its maximum
+``dead_neurons``            spiking neurons that never spiked on the whole test set
+                            (``dead_fraction``: of all spiking neurons)
+``first_spike_ms``          test set: mean time of the first spike of the output
+                            layer (for a non-spiking read-out: of the last spiking
+                            population), over samples that have one;
+                            ``silent_fraction``: samples without one
+``samples_per_s``,          training throughput and duration of the epoch
+``epoch_s``
+==========================  ====================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import jax.tree_util as jtu
+import numpy as np
+
+from ..sim import SimOptions, trainable
+from . import checkpoint as ckpt
+from .build import apply_gains, build_network, calibrate, init_key
+from .config import TrainConfig, load_model
+from .engine import eval_step, make_optimizer, train_step
+from .readout import Readout
+from .tasks import Split, load_task
+
+__all__ = ["Trainer", "TrainResult", "train"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the final network, the metrics per epoch, the best epoch."""
+
+    net: eqx.Module
+    history: list[dict]
+    best: dict | None
+    out: Path | None
+
+
+def _weights_only(net):
+    spec = jtu.tree_map(lambda _: False, net)
+    return eqx.tree_at(lambda s: s.weights, spec, tuple({k: True for k in w} for w in net.weights))
+
+
+class Trainer:
+    """Train a spiking network on one of the tasks (module docs).
+
+    ``Trainer(TrainConfig(task="yinyang", epochs=3, out="runs/yy"))``, then
+    :meth:`fit`. ``log``: where messages go (default: stderr; ``None`` for silence).
+    """
+
+    def __init__(self, config: TrainConfig, *, log=print, _restore: dict | None = None):
+        self.cfg = cfg = config.resolved()
+        self._log = log
+        self.out = Path(cfg.out) if cfg.out else None
+        with self._precision():
+            self.dtype = jnp.float64 if cfg.x64 else jnp.float32
+            self.data = load_task(cfg.task, data_dir=cfg.data_dir, dtype=np.dtype(self.dtype),
+                                  sizes=(cfg.train_size, cfg.val_size, cfg.test_size))
+            if len(self.data.train) < cfg.batch_size:
+                raise ValueError(
+                    f"the training set has {len(self.data.train)} samples, fewer than one batch "
+                    f"of {cfg.batch_size}; lower batch_size or raise train_size"
+                )
+            self.hidden_model = load_model(cfg.model)
+            self.readout_model = load_model(cfg.readout_model)
+            self.readout = Readout(kind=cfg.loss, t_end=float(cfg.t_max), tau0=cfg.tau0,
+                                   tau1=cfg.tau1, alpha=cfg.alpha, exp_tau=cfg.exp_tau,
+                                   grid=cfg.max_grid, hermite=cfg.hermite)
+            net = build_network(cfg.task, self.hidden_model, self.readout_model, cfg.hidden,
+                                self.data.in_size, self.data.n_classes, key=init_key(cfg.seed),
+                                dtype=self.dtype, readout=self.readout)
+            n_spiking = net.n_spiking
+            max_spikes = None
+            if cfg.max_spikes_per_neuron is not None:
+                max_spikes = max(1, cfg.max_spikes_per_neuron * n_spiking)
+            self.options = SimOptions(amos=cfg.amos, max_spikes=max_spikes, rtol=cfg.rtol,
+                                      atol=cfg.atol)
+            self.optimizer = make_optimizer(float(cfg.lr), float(cfg.weight_decay), float(cfg.clip))
+            spiking = [p for p, pop in enumerate(net.populations) if type(pop).SPIKING]
+            out_spiking = type(net.populations[net.output]).SPIKING
+            self.first_pop = net.output if out_spiking else (spiking[-1] if spiking else net.output)
+            self.spiking_mask = np.concatenate(
+                [np.full(pop.n, type(pop).SPIKING) for pop in net.populations])
+            out_model = type(net.populations[net.output])
+            obs = out_model.OBSERVABLES
+            self.trace_observable = None
+            if cfg.plots and obs:
+                self.trace_observable = self.readout.observable if self.readout.observable in obs else obs[0]
+            self.dp = None
+            if cfg.devices is not None:
+                from ..sim.parallel import DataParallel  # noqa: PLC0415
+
+                self.dp = DataParallel(cfg.devices)
+            self.plot_times = jnp.linspace(0.0, cfg.t_max, cfg.plot_points, dtype=self.dtype)
+
+            self.epoch = 0
+            self.history: list[dict] = []
+            self.best: dict | None = None
+            self.gains: list[float] | None = None
+            if _restore is not None:
+                like = (net, self.optimizer.init(self._partition(net)[0]))
+                net, opt_state = ckpt.load_tree(Path(_restore["dir"]) / ckpt.CHECKPOINT, like)
+                self.epoch = int(_restore["epoch"])
+                self.history = list(_restore["history"])
+                self.best = _restore.get("best")
+                self.gains = _restore.get("gains")
+            else:
+                if cfg.init_gain == "auto":
+                    net, self.gains = calibrate(net, self._activity, log=self._say)
+                else:
+                    self.gains = [float(cfg.init_gain)] * len(net.populations)
+                    net = apply_gains(net, self.gains)
+                opt_state = None
+            self.params, self.static = self._partition(net)
+            if opt_state is None:
+                opt_state = self.optimizer.init(self.params)
+            self.opt_state = opt_state
+            if self.dp is not None:
+                self.params, self.static, self.opt_state = self.dp.replicate(
+                    (self.params, self.static, self.opt_state))
+
+    # --------------------------------------------------------------- helpers
+    def _precision(self):
+        return jax.enable_x64(bool(self.cfg.x64))
+
+    def _say(self, msg: str) -> None:
+        if self._log is not None:
+            self._log(msg)
+
+    def _partition(self, net):
+        spec = trainable(net) if self.cfg.train_params else _weights_only(net)
+        return eqx.partition(net, spec)
+
+    @property
+    def net(self):
+        """The current network (parameters and fixed parts combined)."""
+        return eqx.combine(self.params, self.static)
+
+    def _device(self, *arrays):
+        arrays = tuple(jnp.asarray(a) for a in arrays)
+        return self.dp.shard(arrays) if self.dp is not None else arrays
+
+    # ------------------------------------------------------------ evaluation
+    def _eval_batches(self, split: Split, plot: bool = False):
+        """Yield ``(EvalOutput, valid)`` for every (padded) batch of ``split``."""
+        B = self.cfg.eval_batch_size
+        n = len(split)
+        for start in range(0, n, B):
+            idx = np.arange(start, start + B)
+            valid = idx < n
+            idx = np.where(valid, idx, 0)
+            plot_mask = np.zeros(B, bool)
+            plot_mask[0] = plot and start == 0 and self.trace_observable is not None
+            x, y, t0, v, pm = self._device(split.x[idx], split.y[idx], split.t0[idx], valid,
+                                           plot_mask)
+            out = eval_step(self.params, self.static, x, y, t0, v, pm, self.plot_times,
+                            self.readout, self.options, self.first_pop, self.trace_observable)
+            yield out, valid
+
+    def _activity(self, net) -> np.ndarray:
+        """Spike counts ``(B, n_neurons)`` of ``net`` on the first training batch (calibration)."""
+        params, static = self._partition(net)
+        B = self.cfg.eval_batch_size
+        split = self.data.train
+        idx = np.arange(B) % len(split)
+        x, y, t0, v, pm = self._device(split.x[idx], split.y[idx], split.t0[idx],
+                                       np.ones(B, bool), np.zeros(B, bool))
+        if self.dp is not None:
+            params, static = self.dp.replicate((params, static))
+        out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
+                        self.options, self.first_pop, self.trace_observable)
+        return np.asarray(out.counts)
+
+    def evaluate(self, split: str | Split = "test", *, plot: bool = False) -> dict:
+        """Accuracy, loss and spike statistics on a split (``"train"``, ``"val"``, ``"test"``).
+
+        With ``plot=True`` the result also holds ``"_plot"``: the spikes and output
+        trace of the split's first sample.
+        """
+        with self._precision():
+            if isinstance(split, str):
+                split = {"train": self.data.train, "val": self.data.val, "test": self.data.test}[split]
+            n = len(split)
+            loss = correct = 0.0
+            total = np.zeros(self.spiking_mask.shape[0], np.int64)
+            per_sample, per_max, firsts = [], [], []
+            plot_data = None
+            for out, valid in self._eval_batches(split, plot):
+                loss += float(out.loss_sum)
+                correct += int(out.correct)
+                counts = np.asarray(out.counts)[valid]
+                total += counts.sum(0)
+                per_sample.append(counts.sum(1))
+                per_max.append(counts.max(1) if counts.shape[1] else np.zeros(len(counts)))
+                firsts.append(np.asarray(out.first)[valid])
+                if plot and plot_data is None:
+                    plot_data = {
+                        "spike_times": np.asarray(out.spike_times),
+                        "spike_ids": np.asarray(out.spike_ids),
+                        "trace": None if out.trace is None else np.asarray(out.trace),
+                        "x": split.x[0], "y": int(split.y[0]), "t0": float(split.t0[0]),
+                    }
+            per_sample, per_max = np.concatenate(per_sample), np.concatenate(per_max)
+            firsts = np.concatenate(firsts)
+            finite = np.isfinite(firsts)
+            n_spiking = int(self.spiking_mask.sum())
+            dead = int(np.sum((total == 0) & self.spiking_mask))
+            result = {
+                "acc": correct / n,
+                "loss": loss / n,
+                "spikes_per_sample": float(per_sample.mean()),
+                "max_rate": float(per_max.mean()),
+                "max_rate_max": int(per_max.max()),
+                "dead_neurons": dead,
+                "dead_fraction": dead / n_spiking if n_spiking else 0.0,
+                "first_spike_ms": float(firsts[finite].mean()) if finite.any() else None,
+                "silent_fraction": float(1.0 - finite.mean()),
+            }
+            if plot:
+                result["_plot"] = plot_data
+            return result
+
+    # -------------------------------------------------------------- training
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        key = jr.fold_in(jr.key(self.cfg.seed), epoch)
+        return np.asarray(jr.permutation(key, len(self.data.train)))
+
+    def train_epoch(self) -> dict:
+        """Run one epoch of optimisation; returns ``train_loss``, ``train_acc``, throughput."""
+        cfg = self.cfg
+        B = cfg.batch_size
+        split = self.data.train
+        order = self._epoch_order(self.epoch)
+        n_batches = len(split) // B
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        bar = tqdm(range(n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                   disable=not cfg.progress, leave=False, file=sys.stderr)
+        losses, accs = [], []
+        start = time.perf_counter()
+        for b in bar:
+            idx = order[b * B:(b + 1) * B]
+            x, y, t0 = self._device(split.x[idx], split.y[idx], split.t0[idx])
+            self.params, self.opt_state, loss, acc = train_step(
+                self.params, self.opt_state, self.static, x, y, t0, self.readout, self.optimizer,
+                self.options)
+            losses.append(loss)
+            accs.append(acc)
+            if cfg.progress:
+                loss_f, acc_f = float(loss), float(acc)
+                rate = (b + 1) * B / (time.perf_counter() - start)
+                bar.set_postfix(loss=f"{loss_f:.4f}", acc=f"{acc_f:.3f}", samples_s=f"{rate:.1f}")
+        losses = np.asarray(jax.device_get(losses), float)
+        accs = np.asarray(jax.device_get(accs), float)
+        elapsed = time.perf_counter() - start
+        bar.close()
+        if not np.all(np.isfinite(losses)):
+            raise FloatingPointError(
+                f"non-finite training loss in epoch {self.epoch + 1}; lower the learning rate "
+                "or check the model")
+        self.epoch += 1
+        return {"train_loss": float(losses.mean()), "train_acc": float(accs.mean()),
+                "samples_per_s": n_batches * B / elapsed, "epoch_s": elapsed}
+
+    def fit(self, epochs: int | None = None) -> TrainResult:
+        """Train until ``epochs`` (default ``cfg.epochs``) epochs are done; returns a :class:`TrainResult`."""
+        target = self.cfg.epochs if epochs is None else int(epochs)
+        if epochs is not None:
+            self.cfg.epochs = target
+        with self._precision():
+            if self.out is not None:
+                self.out.mkdir(parents=True, exist_ok=True)
+            while self.epoch < target:
+                row = {"epoch": self.epoch + 1}
+                row.update(self.train_epoch())
+                val = self.evaluate("val")
+                test = self.evaluate("test", plot=self.cfg.plots and self.out is not None)
+                plot_data = test.pop("_plot", None)
+                row.update(val_loss=val["loss"], val_acc=val["acc"], test_loss=test["loss"],
+                           test_acc=test["acc"])
+                row.update({k: v for k, v in test.items() if k not in ("acc", "loss")})
+                improved = self.best is None or row["val_acc"] > self.best["val_acc"]
+                if improved:
+                    self.best = {"epoch": row["epoch"], "val_acc": row["val_acc"],
+                                 "test_acc": row["test_acc"]}
+                row.update(best_epoch=self.best["epoch"], test_acc_at_best=self.best["test_acc"])
+                self.history.append(row)
+                self._say(
+                    f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc "
+                    f"{row['train_acc']:.3f} | val acc {row['val_acc']:.3f} | test acc "
+                    f"{row['test_acc']:.3f} | {row['spikes_per_sample']:.1f} spikes/sample, "
+                    f"{row['dead_neurons']} dead | {row['samples_per_s']:.1f} samples/s")
+                if self.out is not None:
+                    self.save(improved)
+                    if self.cfg.plots:
+                        self._plot(plot_data)
+        return TrainResult(net=self.net, history=list(self.history), best=self.best, out=self.out)
+
+    # --------------------------------------------------------------- output
+    def save(self, improved: bool = False) -> None:
+        """Write the checkpoint, ``best.eqx`` (if ``improved``) and the metrics files."""
+        out = self.out
+        net = jax.device_get(self.net)
+        ckpt.save_tree(out / ckpt.CHECKPOINT, (net, jax.device_get(self.opt_state)))
+        if improved:
+            ckpt.save_tree(out / ckpt.BEST, net)
+        meta = {
+            "config": self.cfg.to_json(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "best": self.best,
+            "gains": self.gains,
+            "rng": {"seed": self.cfg.seed, "epoch_key": "jax.random.fold_in(jax.random.key(seed), epoch)",
+                    "next_epoch": self.epoch},
+            "versions": {"jax": jax.__version__, "equinox": eqx.__version__},
+        }
+        ckpt.save_json(out / ckpt.META, _jsonable(meta))
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        rows = [_jsonable(r) for r in self.history]
+        with open(self.out / "metrics.jsonl", "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(self.out / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
+
+    def _plot(self, plot_data) -> None:
+        from .plots import plot_curves, plot_raster, plot_trace  # noqa: PLC0415
+
+        plot_curves(self.history, self.out / "curves.png")
+        if plot_data is None:
+            return
+        net = self.net
+        names = [("output" if i == net.output else f"population {i}") + f" ({type(p).NAME})"
+                 for i, p in enumerate(net.populations)]
+        plot_raster(plot_data["spike_times"], plot_data["spike_ids"], net.sizes, names,
+                    self.cfg.t_max, self.out / "raster.png", inputs=plot_data["x"],
+                    label=plot_data["y"])
+        if plot_data["trace"] is not None:
+            window = (plot_data["t0"], self.cfg.t_max) if self.readout.voltage else None
+            plot_trace(np.asarray(self.plot_times), plot_data["trace"], self.out / "voltages.png",
+                       observable=self.trace_observable, window=window, label=plot_data["y"])
+
+    # --------------------------------------------------------------- resume
+    @classmethod
+    def resume(cls, directory, *, epochs: int | None = None, log=print, **changes) -> "Trainer":
+        """A trainer that continues the run saved in ``directory`` (its ``--out``).
+
+        ``epochs``: the new total number of epochs (default: the saved one).
+        ``changes``: only options that do not affect the result may change
+        (``progress``, ``plots``, ``devices``, ``eval_batch_size``); anything
+        else raises ``ValueError``.
+        """
+        meta = ckpt.load_meta(directory)
+        cfg = TrainConfig.from_json(meta["config"])
+        allowed = {"progress", "plots", "devices", "eval_batch_size"}
+        bad = sorted(k for k, v in changes.items() if k not in allowed and v != getattr(cfg, k))
+        if bad:
+            raise ValueError(
+                f"cannot change {', '.join(bad)} when resuming (the run was made with "
+                + ", ".join(f"{k}={getattr(cfg, k)!r}" for k in bad)
+                + "); start a new run instead")
+        for k, v in changes.items():
+            setattr(cfg, k, v)
+        if epochs is not None:
+            cfg.epochs = int(epochs)
+        cfg.out = str(directory)
+        restore = {"dir": str(directory), "epoch": meta["epoch"], "history": meta["history"],
+                   "best": meta.get("best"), "gains": meta.get("gains")}
+        return cls(cfg, log=log, _restore=restore)
+
+
+def _jsonable(obj):
+    """Replace non-finite floats by ``None`` (JSON has no NaN/inf) and NumPy scalars by Python ones."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def train(task: str = "yinyang", *, resume=None, log=print, **options) -> TrainResult:
+    """Train on ``task`` with the options of :class:`~eventax_dsl.train.config.TrainConfig`.
+
+    Example::
+
+        from eventax_dsl.train import train
+        result = train("yinyang", model="qif", loss="ttfs", epochs=3, out="runs/yy")
+        print(result.best)      # {'epoch': ..., 'val_acc': ..., 'test_acc': ...}
+
+    ``resume``: a run directory to continue (``options`` may then only hold
+    ``epochs`` and the options :meth:`Trainer.resume` allows).
+    """
+    if resume is not None:
+        epochs = options.pop("epochs", None)
+        trainer = Trainer.resume(resume, epochs=epochs, log=log, **options)
+        if trainer.cfg.task != task:
+            raise ValueError(f"the run in '{resume}' is a {trainer.cfg.task} run, not {task}")
+    else:
+        trainer = Trainer(TrainConfig(task=task, **options), log=log)
+    return trainer.fit()

@@ -1,0 +1,104 @@
+"""Training set-up without simulation: model lookup, config, read-outs, calibration search."""
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+from eventax_dsl.train import Readout, TrainConfig, load_model, resolve_model
+from eventax_dsl.train.build import (
+    HIDDEN_BAND,
+    RATE_CAP,
+    apply_gains,
+    build_network,
+    calibrate,
+)
+from eventax_dsl.train.config import MODEL_DIR
+
+
+def test_resolve_model_names_paths_and_errors(tmp_path):
+    assert resolve_model("qif") == MODEL_DIR / "qif.neuron"
+    assert resolve_model("qif.neuron") == MODEL_DIR / "qif.neuron"
+    own = tmp_path / "mine.neuron"
+    own.write_text((MODEL_DIR / "lif.neuron").read_text())
+    assert resolve_model(str(own)) == own
+    with pytest.raises(FileNotFoundError, match=r"model 'qiff' not found.*Library models: .*qif"):
+        resolve_model("qiff")
+
+
+def test_config_defaults_validation_and_json_roundtrip():
+    cfg = TrainConfig(task="xor").resolved()
+    assert (cfg.model, cfg.readout_model, cfg.loss, cfg.hidden) == ("egru", "li", "exp-integral", (32,))
+    assert TrainConfig(task="yinyang", loss="max").resolved().readout_model == "li"
+    assert TrainConfig(task="yinyang").resolved().readout_model == "qif"
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+    for bad, message in [(dict(task="cifar"), "unknown task 'cifar'"),
+                         (dict(loss="hinge"), "unknown loss 'hinge'"),
+                         (dict(lr=-1.0), "invalid lr"),
+                         (dict(init_gain="big"), "init_gain must be 'auto' or a number"),
+                         (dict(batch_size=6, devices=4), "not divisible by devices=4")]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**{"task": "yinyang", **bad}).resolved()
+
+
+def test_readout_windows_and_validation():
+    r = Readout(kind="max", t_end=50.0, grid=6)
+    np.testing.assert_allclose(np.asarray(r.obs_times(jnp.asarray(10.0))), [10, 18, 26, 34, 42, 50])
+    np.testing.assert_allclose(np.asarray(Readout("integral", 90.0).obs_times(jnp.asarray(30.0))),
+                               [30.0, 90.0])
+    assert Readout("exp-integral", 40.0).tau == 40.0 and not Readout("ttfs").voltage
+    with pytest.raises(ValueError, match="unknown loss 'l2'"):
+        Readout(kind="l2")
+    with pytest.raises(ValueError, match="grid of at least 2"):
+        Readout(kind="max", grid=1)
+
+
+def _net():
+    LIF, LI = load_model("lif"), load_model("li")
+    return build_network("yinyang", LIF, LIF, (20,), 5, 3, key=jr.key(0), dtype=jnp.float32,
+                         readout=Readout("ttfs")), LI
+
+
+def _gain(net, ref, index):
+    return float(jnp.mean(net.weights[index]["w"]) / jnp.mean(ref.weights[index]["w"]))
+
+
+def test_calibration_finds_gains_in_band_and_silences_downstream():
+    net, _ = _net()
+    ref = net
+    seen = []
+
+    def activity(trial):
+        """Fake simulation: the hidden layer's activity grows with its gain g0 (fraction
+        min(1, g0 / 4)); the outputs' with g1, only if the hidden layer is active."""
+        g0, g1 = _gain(trial, ref, 0), _gain(trial, ref, 1)
+        seen.append((g0, g1))
+        B, counts = 64, np.zeros((64, 23), int)
+        hidden_on = np.arange(B * 20).reshape(B, 20) < min(1.0, g0 / 4) * B * 20
+        counts[:, :20] = hidden_on
+        counts[:, 20:] = (g1 > 0.3) * (g0 > 0) * np.ceil(10 * g1)  # tonic above g1 ~ 0.4
+        return counts
+
+    out, gains = calibrate(net, activity)
+    assert seen[0] == (1.0, 0.0)  # outputs silenced while the hidden layer is calibrated
+    assert HIDDEN_BAND[0] <= min(1.0, gains[0] / 4) <= HIDDEN_BAND[1]
+    g1 = gains[1]
+    assert g1 > 0.3 and np.ceil(10 * g1) <= RATE_CAP  # active, and not tonic
+    np.testing.assert_allclose(_gain(out, ref, 0), gains[0], rtol=1e-6)
+    np.testing.assert_allclose(_gain(apply_gains(ref, gains), ref, 1), g1, rtol=1e-6)
+
+
+def test_calibration_gives_a_clear_error_when_every_gain_fails():
+    net, _ = _net()
+
+    def failing(trial):
+        raise RuntimeError("eventax_dsl.sim: more than max_spikes=1 spikes occurred")
+
+    with pytest.raises(ValueError, match="fails to simulate even with tiny input weights"):
+        calibrate(net, failing)
+
+    def other_bug(trial):
+        raise KeyError("not a simulation failure")
+
+    with pytest.raises(KeyError):  # only simulation failures are taken as "too strong"
+        calibrate(net, other_bug)

@@ -1,0 +1,131 @@
+"""``eventax-train`` end to end (in-process ``main([...])``) with tiny networks.
+
+- Yin-Yang: files written (metrics, checkpoint, plots), one compilation of the
+  training step for several runs, and ``--resume`` continuing a run to
+  bit-for-bit the same checkpoint as an uninterrupted run;
+- clear one-line errors for a bad model, loss, MNIST folder, resume;
+- MNIST, delayed XOR and ``--devices 2`` (slow: each compiles its own programs).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import numpy as np
+import pytest
+
+from eventax_dsl.train import engine
+from eventax_dsl.train.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
+TINY = ["--batch", "8", "--train-size", "16", "--val-size", "8", "--test-size", "8",
+        "--eval-batch-size", "8", "--no-progress", "--plot-points", "20"]
+PNG = b"\x89PNG\r\n\x1a\n"
+KEYS = {"epoch", "train_loss", "train_acc", "val_acc", "test_acc", "test_acc_at_best", "best_epoch",
+        "spikes_per_sample", "max_rate", "dead_neurons", "first_spike_ms", "samples_per_s"}
+
+
+def _check_run_dir(out: Path, epochs: int, plots=("curves", "raster", "voltages")):
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+    assert KEYS <= set(rows[0])
+    for r in rows:
+        assert 0.0 <= r["train_acc"] <= 1.0 and 0.0 <= r["test_acc"] <= 1.0
+        assert np.isfinite(r["train_loss"]) and r["spikes_per_sample"] >= 0
+    csv_lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(csv_lines) == epochs + 1 and set(csv_lines[0].split(",")) == set(rows[0])
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert meta["epoch"] == epochs and meta["history"] == rows
+    assert meta["config"]["task"] and meta["rng"]["seed"] == meta["config"]["seed"]
+    for name in ("checkpoint.eqx", "best.eqx"):
+        assert (out / name).stat().st_size > 0
+    for name in plots:
+        assert (out / f"{name}.png").read_bytes()[:8] == PNG
+    return rows
+
+
+def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
+    args = ["yinyang", "--model", "lif", "--hidden", "6", *TINY]
+    traces = eqx.debug.get_num_traces(engine.train_step)
+    # uninterrupted: 2 epochs
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
+    rows = _check_run_dir(tmp_path / "a", 2)
+    assert rows[0]["train_loss"] != rows[1]["train_loss"]
+    # killed after epoch 1, resumed for one more
+    assert main([*args, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
+    after_one = (tmp_path / "b" / "checkpoint.eqx").read_bytes()
+    assert main(["yinyang", "--resume", str(tmp_path / "b"), "--epochs", "2", "--no-progress"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    _check_run_dir(tmp_path / "b", 2)
+    final = (tmp_path / "b" / "checkpoint.eqx").read_bytes()
+    assert final != after_one
+    # bit-for-bit the same network and optimiser state as the uninterrupted run
+    assert final == (tmp_path / "a" / "checkpoint.eqx").read_bytes()
+    # three runs, six steps, one trace of the training step (fixed batch shape)
+    assert eqx.debug.get_num_traces(engine.train_step) - traces == 1
+
+    # resuming may not change what the result depends on
+    assert main(["yinyang", "--resume", str(tmp_path / "b"), "--lr", "0.1"]) == 2
+    assert "cannot change lr when resuming" in capsys.readouterr().err
+    assert main(["xor", "--resume", str(tmp_path / "b")]) == 2
+    assert "is a yinyang run, not xor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["yinyang", "--model", "no_such_model"], "model 'no_such_model' not found"),
+        (["yinyang", "--readout-model", "missing/x.neuron"], "Library models: "),
+        (["yinyang", "--loss", "hinge"], "unknown loss 'hinge'; choose one of: ttfs, max"),
+        (["yinyang", "--readout-model", "li", "--loss", "ttfs"], "needs a spiking output layer"),
+        (["mnist", "--data-dir", "{tmp}/nowhere"], "MNIST file 'train-images-idx3-ubyte'"),
+        (["yinyang", "--resume", "{tmp}"], "no checkpoint.json there"),
+        (["xor", "--hidden", "4", "4"], "one recurrent hidden population"),
+        (["yinyang", "--train-size", "4", "--batch", "8"], "fewer than one batch"),
+    ],
+)
+def test_clear_errors(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eventax-train: error: ") and message in err
+    if "no_such_model" in message:
+        assert "qif" in err and "lif" in err  # lists the library
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST not found in {MNIST_DIR}")
+def test_mnist_smoke_voltage_loss(tmp_path):
+    out = tmp_path / "mnist"
+    assert main(["mnist", "--data-dir", str(MNIST_DIR), "--hidden", "8", "--loss", "integral",
+                 "--epochs", "1", "--out", str(out), *TINY]) == 0
+    rows = _check_run_dir(out, 1)
+    assert rows[0]["first_spike_ms"] is None or rows[0]["first_spike_ms"] > 0
+
+
+@pytest.mark.slow
+def test_xor_smoke_recurrent_egru(tmp_path):
+    out = tmp_path / "xor"
+    assert main(["xor", "--hidden", "6", "--epochs", "1", "--out", str(out), *TINY]) == 0
+    _check_run_dir(out, 1)
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert meta["config"]["model"] == "egru" and meta["config"]["loss"] == "exp-integral"
+
+
+@pytest.mark.slow
+def test_two_cpu_devices(tmp_path):
+    """``--devices 2`` on two CPU devices (XLA_FLAGS must be set before JAX starts: a subprocess)."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    code = ("import sys; from eventax_dsl.train.cli import main; sys.exit(main(sys.argv[1:]))")
+    out = tmp_path / "dp"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "yinyang", "--model", "lif", "--hidden", "6", "--devices", "2",
+         "--epochs", "1", "--out", str(out), *TINY],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _check_run_dir(out, 1)
