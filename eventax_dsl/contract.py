@@ -32,6 +32,25 @@ Parameters live in ``self.params`` (one array per parameter, leading axis
 ``vmap`` and ``grad`` work on it directly. Which parameters a training loop
 should update is given by ``LEARNABLE``.
 
+Exact integration (optional)
+----------------------------
+A model may also solve some of its states in closed form: ``EXACT_STATES``
+names them, and ::
+
+    flow(p, s, dt)          -> State         those states after ``dt`` ms without events
+    flow_clamped(p, s, dt)  -> State         the same while refractory (``CLAMPED`` held)
+    spike_rates(p)          -> tuple         if ``EXACT_SPIKE``: the rates of the states
+                                             the spike condition depends on
+
+return the state with the exact states advanced (others unchanged). The
+compiler generates them for linear blocks with constant coefficients; the
+simulator (:mod:`eventax_dsl.sim.exact`) then advances those states exactly and
+integrates only the rest numerically. The default ``EXACT_STATES = ()`` means
+"integrate everything numerically". ``EXACT_SPIKE`` promises that the spike
+condition is affine in scalar ``EXACT_STATES`` only, with ``spike_rates``
+giving the rate of each of them that changes between events: the simulator
+then locates crossings on the closed form without missing brief ones.
+
 Refractoriness is metadata: while a neuron is refractory (for
 ``refractory_period(p)`` after its spike) the simulator holds the states named
 in ``CLAMPED`` fixed, drops its input and, if ``GUARDED`` is set, ignores its spike
@@ -97,6 +116,8 @@ class NeuronModel(eqx.Module):
     REFRACTORY: ClassVar[bool] = False
     GUARDED: ClassVar[bool] = False
     CLAMPED: ClassVar[tuple[str, ...]] = ()
+    EXACT_STATES: ClassVar[tuple[str, ...]] = ()
+    EXACT_SPIKE: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -158,6 +179,15 @@ class NeuronModel(eqx.Module):
     def refractory_period(self, p: Mapping[str, Any]):
         return jnp.zeros(())
 
+    def flow(self, p: Mapping[str, Any], s: State, dt) -> State:
+        raise NotImplementedError(f"{self.NAME}: no closed-form flow (EXACT_STATES is empty)")
+
+    def flow_clamped(self, p: Mapping[str, Any], s: State, dt) -> State:
+        return self.flow(p, s, dt)
+
+    def spike_rates(self, p: Mapping[str, Any]) -> tuple:
+        return ()
+
     # ------------------------------------------------ population (vmapped)
     def initial_state(self) -> State:
         """Initial state of every neuron: leaves of shape ``(n, *shape)``."""
@@ -185,6 +215,24 @@ class NeuronModel(eqx.Module):
 
     def refractory_periods(self) -> jax.Array:
         return jax.vmap(self.refractory_period)(self.params)
+
+    def propagate(self, state: State, dt, refractory: jax.Array | None = None) -> State:
+        """Advance the ``EXACT_STATES`` by ``dt`` (a scalar or one per neuron) in closed form.
+
+        ``state`` may hold just those states. Neurons where ``refractory`` is set
+        use ``flow_clamped``. Other states are returned unchanged.
+        """
+        dtype = jnp.result_type(*jax.tree_util.tree_leaves(state))
+        dt = jnp.broadcast_to(jnp.asarray(dt, dtype), (self.n,))
+        new = jax.vmap(self.flow)(self.params, state, dt)
+        if refractory is not None and self.REFRACTORY and set(self.CLAMPED) & set(self.EXACT_STATES):
+            held = jax.vmap(self.flow_clamped)(self.params, state, dt)
+            new = {k: _select(refractory, held[k], v) for k, v in new.items()}
+        return new
+
+    def spike_rates_all(self) -> tuple:
+        """``spike_rates`` of every neuron: a tuple of ``(n,)`` arrays."""
+        return jax.vmap(self.spike_rates)(self.params)
 
 
 def _select(mask, new, old):

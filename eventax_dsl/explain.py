@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .checker.ir import ModelIR
+from .checker.simplify import DT
 
 
 def _s(expr) -> str:
@@ -56,12 +57,44 @@ def explain(ir: ModelIR) -> str:
                    + "; ".join("(" + ", ".join(b) + ")" for b in ir.linear_blocks))
     else:
         out.append("linear blocks: none")
-    nonlinear = [s.name for s in ir.states if not any(s.name in b for b in ir.linear_blocks)]
+    exact = set(ir.exact_states)
+    nonlinear = [s.name for s in ir.states if s.name not in exact]
     if nonlinear:
         out.append("integrated numerically: " + ", ".join(nonlinear))
+    if ir.blocks:
+        out.append("exact integration (simulator option integrator='auto'):")
+        for b in ir.blocks:
+            out.append(f"  ({', '.join(b.states)}): {b.reason}")
+            for k, v in b.solution.items():
+                out.append(f"      {k}(dt) = {_closed(v)}")
+    out.append("spike times: " + spike_integration(ir))
     for note in ir.rewrites:
         out.append("note: " + note)
     return "\n".join(out)
+
+
+def _closed(expr) -> str:
+    return _s(expr.xreplace({DT: sp.Symbol("dt")}))
+
+
+def spike_integration(ir: ModelIR) -> str:
+    """How the simulator finds this model's spike times (see eventax_dsl.sim.exact)."""
+    if ir.spike is None:
+        return "none (the model never spikes)"
+    deps = ir.spike_states
+    if not ir.exact_spike:
+        numeric = [s for s in deps if s not in ir.exact_states] or deps
+        return ("root finding on the numeric solution (the condition reads "
+                + ", ".join(numeric) + ", integrated numerically)")
+    where = ("no ODE solver between events" if set(ir.exact_states) == set(ir.state_names)
+             else "the other states are integrated numerically")
+    changing = len(ir.spike_rates)
+    if changing <= 2:
+        guarantee = "a crossing inside a step is found exactly (at most one extremum)"
+    else:
+        guarantee = (f"the condition depends on {changing} changing states: steps are bounded by "
+                     "half their shortest time constant to catch brief crossings")
+    return f"root finding on the closed form of {', '.join(deps)}; {where}; {guarantee}"
 
 
 def explain_json(ir: ModelIR) -> dict:
@@ -83,4 +116,12 @@ def explain_json(ir: ModelIR) -> dict:
         "input": {k: _s(v) for k, v in ir.receive.items()},
         "observables": {k: _s(v) for k, v in ir.observables.items()},
         "linear_blocks": [list(b) for b in ir.linear_blocks],
+        "integration": {
+            "exact_states": list(ir.exact_states),
+            "numeric_states": [s.name for s in ir.states if s.name not in ir.exact_states],
+            "blocks": [{"states": list(b.states), "exact": b.exact, "reason": b.reason,
+                        "closed_form": {k: _closed(v) for k, v in b.solution.items()}}
+                       for b in ir.blocks],
+            "spike_times": spike_integration(ir),
+        },
     }

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 
-__all__ = ["exprel", "sigmoid", "fill", "fill_like", "float_dtype"]
+__all__ = ["exprel", "exp_divdiff", "sigmoid", "fill", "fill_like", "float_dtype"]
 
 _EXPREL_CUT = 1e-3
 
@@ -61,3 +62,43 @@ def float_dtype(params):
     for value in params.values():
         return jnp.result_type(value)
     return jnp.result_type(float)
+
+
+def exp_divdiff(t, *rates):
+    """Divided difference of ``r -> exp(r t)`` at ``rates``: the entries of a matrix exponential.
+
+    - one rate ``a``: ``exp(a t)``;
+    - two rates: ``(exp(a t) - exp(b t)) / (a - b)``, which is 0/0 at ``a = b``
+      (e.g. ``tau_mem = tau_syn``). Written as ``t exp(hi t) exprel(-(hi - lo) t)``
+      with ``hi``/``lo`` the larger/smaller rate, it is finite in value and
+      gradient on both sides of the coincidence and at it (``exprel`` has a
+      Taylor branch near 0), and never overflows unless ``exp(hi t)`` does. At
+      an exact tie the branch ``a >= b`` is taken, whose derivative is the
+      correct one-sided (= two-sided) derivative;
+    - three or more: the top-right entry of ``expm(t (diag(rates) + J))``, ``J``
+      the ones on the superdiagonal (Opitz' formula), which stays accurate when
+      any rates coincide.
+
+    All arguments broadcast (vector states are solved elementwise).
+    """
+    t = jnp.asarray(t)
+    if len(rates) == 0:
+        raise TypeError("exp_divdiff needs at least one rate")
+    if len(rates) == 1:
+        return jnp.exp(rates[0] * t)
+    if len(rates) == 2:
+        a, b = rates
+        first = a >= b
+        hi = jnp.where(first, a, b)
+        gap = jnp.where(first, a - b, b - a)
+        return t * jnp.exp(hi * t) * exprel(-gap * t)
+    k = len(rates)
+    rates = jnp.broadcast_arrays(t, *rates)
+    t, rates = rates[0], rates[1:]
+    shape = t.shape
+    m = jnp.zeros(shape + (k, k), t.dtype)
+    for i, r in enumerate(rates):
+        m = m.at[..., i, i].set(r * t)
+        if i + 1 < k:
+            m = m.at[..., i, i + 1].set(t)
+    return jax.scipy.linalg.expm(m)[..., 0, k - 1]

@@ -35,14 +35,16 @@ GENERATED = {
     "__doc__", "NAME", "DOC", "SOURCE_FILE", "SOURCE_SHA256", "COMPILER_VERSION", "STATES", "PARAMETERS",
     "CHANNELS", "OBSERVABLES", "SPIKING", "REFRACTORY", "GUARDED", "CLAMPED", "LINEAR_BLOCKS",
     "init", "dynamics", "spike_condition", "reset", "refractory_period", "receive", "observe",
+    # exact integration (closed forms of linear blocks)
+    "EXACT_STATES", "EXACT_SPIKE", "flow", "flow_clamped", "spike_rates",
     # arguments and locals
-    "self", "p", "s", "w", "_dtype", "_out", "dict",
+    "self", "p", "s", "w", "dt", "_dtype", "_out", "dict",
 }
 #: jnp.<attr> and rt.<attr> the printer may emit
 ATTRIBUTES = {"exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "tan", "arctan", "abs", "sum",
               "minimum", "maximum", "where", "logical_and", "logical_or", "logical_not", "pi", "e", "nan",
               "ones", "zeros", "asarray", "float32", "float64", "sigmoid", "exprel", "fill", "fill_like",
-              "float_dtype", "numpy"}
+              "float_dtype", "numpy", "exp_divdiff"}
 _TEMP = re.compile(r"_t\d+$")
 
 
@@ -64,7 +66,7 @@ def assert_only_allowed_identifiers(generated: str, names: set[str]):
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             assert node.name in allowed, node.name
         elif isinstance(node, ast.arg):
-            assert node.arg in ("self", "p", "s", "w"), node.arg
+            assert node.arg in ("self", "p", "s", "w", "dt"), node.arg
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             mods = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
             assert all(m in ("jax.numpy", "eventax_dsl", "eventax_dsl.contract", "runtime", "ChannelSpec",

@@ -16,6 +16,7 @@ coefficients (given the parameters): those can be integrated exactly.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -148,3 +149,201 @@ def _affine(f: sp.Expr, xs: list[sp.Symbol]) -> bool:
         if d.free_symbols & set(xs):
             return False
     return True
+
+
+# ------------------------------------------------------------------------------
+# Closed-form solutions of the linear blocks
+# ------------------------------------------------------------------------------
+#
+# A linear block is a set of states x with x' = A x + b, where A and b hold only
+# parameters (``linear_blocks`` above finds them; every block is *closed*: its
+# derivatives read no state outside it). Over a time dt without events,
+#
+#     x(dt) = exp(A dt) x(0) + (integral_0^dt exp(A s) ds) b,
+#
+# which is the top-right part of exp(T dt) for the augmented matrix
+# T = [[A, b], [0, 0]] acting on (x, 1). If the states can be ordered so that each
+# derivative reads only states later in the order (the dependency graph has no
+# loop; true for every synaptic current feeding a membrane), T is upper
+# triangular, and the entries of exp(T dt) are given exactly by the Opitz formula
+# (N. J. Higham, "Functions of Matrices", SIAM 2008, Thm. 4.11):
+#
+#     exp(T dt)[i, j] = sum over paths i = s0 -> s1 -> ... -> sk = j of
+#                       T[s0, s1] T[s1, s2] ... T[s(k-1), sk] * f[r_s0, ..., r_sk]
+#
+# where r_i = T[i, i] are the rates and f[...] is the divided difference of
+# r -> exp(r dt). f[a] = exp(a dt); f[a, b] = (exp(a dt) - exp(b dt)) / (a - b) is
+# 0/0 when a = b (tau_mem = tau_syn): it is kept as the opaque function
+# ``exp_divdiff(dt, a, b)``, which the runtime evaluates in a form that is smooth
+# and finite in value and gradient on both sides of a = b (see
+# eventax_dsl.runtime.exp_divdiff). A path is a chain of "reads": v reads i, i
+# reads the constant 1 (the offset b).
+
+#: the time step of a closed-form solution (a leading '_' keeps it apart from user names)
+DT = sp.Symbol("_dt", real=True)
+#: blocks with more states than this are integrated numerically (path enumeration)
+MAX_EXACT_BLOCK = 8
+
+
+class exp_divdiff(sp.Function):  # noqa: N801 - printed name
+    """``exp_divdiff(t, r0, ..., rk)``: divided difference of ``r -> exp(r t)`` at ``r0..rk``.
+
+    ``exp_divdiff(t, a) = exp(a t)``; ``exp_divdiff(t, a, b) = (exp(a t) - exp(b t)) / (a - b)``,
+    equal to ``t exp(a t)`` when ``a = b``; higher orders recursively. Symmetric in the rates.
+    """
+
+    def _eval_rewrite_as_exp(self, t, *rates, **kwargs):
+        return _divdiff_distinct(t, list(rates))
+
+    def _eval_evalf(self, prec):
+        t, *rates = self.args
+        if not all(a.is_number for a in self.args):
+            return None
+        # the textbook recursion is 0/0 at coincident rates; the matrix exponential of
+        # the bidiagonal matrix t*(diag(rates) + superdiagonal ones) is not (Opitz)
+        k = len(rates)
+        m = sp.zeros(k, k)
+        for i, r in enumerate(rates):
+            m[i, i] = r * t
+            if i + 1 < k:
+                m[i, i + 1] = t
+        return (m.exp())[0, k - 1].evalf(prec)
+
+
+def _divdiff_distinct(t, rates):
+    """The textbook recursion (valid for distinct rates)."""
+    if len(rates) == 1:
+        return sp.exp(rates[0] * t)
+    first, last = rates[:-1], rates[1:]
+    return (_divdiff_distinct(t, first) - _divdiff_distinct(t, last)) / (rates[0] - rates[-1])
+
+
+def divided_difference(rates) -> sp.Expr:
+    """``f[r0..rk]`` of ``r -> exp(r DT)``: explicit where the rates are equal, else ``exp_divdiff``."""
+    rates = sorted(rates, key=sp.default_sort_key)
+    k = len(rates) - 1
+    if all(r == rates[0] or sp.cancel(r - rates[0]) == 0 for r in rates[1:]):
+        return DT**k / sp.factorial(k) * sp.exp(rates[0] * DT)  # f[a, ..., a] = dt^k/k! exp(a dt)
+    if k == 1 and 0 in rates:  # f[0, a] = (exp(a dt) - 1)/a = dt exprel(a dt): overflows only with exp(a dt)
+        other = rates[1] if rates[0] == 0 else rates[0]
+        return DT * exprel(other * DT)
+    return exp_divdiff(DT, *rates)
+
+
+@dataclass(frozen=True)
+class BlockSolution:
+    """The exact-integration verdict for one linear block (see :class:`~.ir.LinearBlockIR`)."""
+
+    matrix: sp.ImmutableMatrix
+    offset: tuple
+    exact: bool
+    reason: str
+    solution: dict
+    clamped_solution: dict | None
+    rates: dict
+
+
+def solve_block(block: tuple[str, ...], dynamics: dict[str, sp.Expr], clamped: tuple[str, ...] = (),
+                vectors: frozenset = frozenset()) -> BlockSolution:
+    """A: x' = A x + b for ``block`` and, when it is triangular, its closed form over ``DT``.
+
+    ``solution[s]`` is ``s(dt)`` in terms of the block's values at 0 (the state symbols
+    themselves) and ``DT``. ``clamped_solution`` is the same with the ``clamped`` states of
+    the block held fixed (their rows of A and b zeroed: a refractory neuron), or None if
+    no state of the block is clamped. ``vectors``: names of vector-valued quantities
+    (only reported; vector states are solved elementwise).
+    """
+    syms = [sp.Symbol(s, real=True) for s in block]
+    f = [dynamics.get(s, sp.Integer(0)) for s in block]
+    zero = {x: 0 for x in syms}
+    a = sp.ImmutableMatrix([[sp.diff(fi, x) for x in syms] for fi in f])
+    b = tuple(fi.xreplace(zero) for fi in f)
+    rates = {s: a[i, i] for i, s in enumerate(block)}
+    none = dict(matrix=a, offset=b, solution={}, clamped_solution=None, rates=rates)
+    if any(fi.has(vsum) for fi in f):
+        return BlockSolution(exact=False, reason="numeric: couples vector elements through sum() "
+                             "(no elementwise closed form)", **none)
+    if len(block) > MAX_EXACT_BLOCK:
+        return BlockSolution(exact=False, reason=f"numeric: more than {MAX_EXACT_BLOCK} coupled states",
+                             **none)
+    solution = _triangular_solution(block, a, b)
+    if solution is None:
+        return BlockSolution(exact=False, reason="numeric: the states read each other in a loop "
+                             "(no triangular form, e.g. an oscillation)", **none)
+    held = [i for i, s in enumerate(block) if s in clamped]
+    clamped_solution = None
+    if held:
+        a2 = sp.Matrix(a)
+        b2 = list(b)
+        for i in held:
+            a2[i, :] = sp.zeros(1, len(block))
+            b2[i] = sp.Integer(0)
+        clamped_solution = _triangular_solution(block, sp.ImmutableMatrix(a2), tuple(b2))
+    kinds = []
+    if any(s in vectors for s in block):
+        kinds.append("elementwise over vector elements")
+    reason = "exact: closed form (triangular; exponentials and divided differences" + \
+             (", " + ", ".join(kinds) if kinds else "") + ")"
+    return BlockSolution(matrix=a, offset=b, exact=True, reason=reason, solution=solution,
+                         clamped_solution=clamped_solution, rates=rates)
+
+
+def _triangular_solution(block, a, b):
+    """Opitz formula on the augmented matrix, or None if the reads form a loop."""
+    k = len(block)
+    one = k  # index of the constant node
+    reads = {i: [j for j in range(k) if j != i and a[i, j] != 0] + ([one] if b[i] != 0 else [])
+             for i in range(k)}
+    reads[one] = []
+    rate = [a[i, i] for i in range(k)] + [sp.Integer(0)]
+
+    def entry(i, j):
+        return b[i] if j == one else a[i, j]
+
+    # loop detection (depth-first, three colours)
+    colour = {}
+
+    def acyclic(i):
+        colour[i] = 1
+        for j in reads[i]:
+            if colour.get(j) == 1 or (colour.get(j) is None and not acyclic(j)):
+                return False
+        colour[i] = 2
+        return True
+
+    if not all(colour.get(i) == 2 or acyclic(i) for i in range(k + 1)):
+        return None
+
+    def paths(i):
+        """Every path starting at i: (end node, product of entries, rates along it)."""
+        out = [(i, sp.Integer(1), [rate[i]])]
+        for j in reads[i]:
+            for end, prod, rs in paths(j):
+                out.append((end, entry(i, j) * prod, [rate[i]] + rs))
+        return out
+
+    syms = [sp.Symbol(s, real=True) for s in block] + [sp.Integer(1)]
+    solution = {}
+    for i, s in enumerate(block):
+        total = sp.Integer(0)
+        for end, prod, rs in paths(i):
+            total += prod * divided_difference(rs) * syms[end]
+        solution[s] = total
+    return solution
+
+
+def condition_states(spike: sp.Expr | None, dynamics: dict[str, sp.Expr], states: list[str]) -> list[str]:
+    """The states the spike condition depends on, directly or through their equations."""
+    if spike is None:
+        return []
+    names = set(states)
+    todo = [str(x) for x in spike.free_symbols if str(x) in names]
+    seen = []
+    while todo:
+        s = todo.pop()
+        if s in seen:
+            continue
+        seen.append(s)
+        todo.extend(str(x) for x in dynamics.get(s, sp.Integer(0)).free_symbols
+                    if str(x) in names and str(x) not in seen)
+    return [s for s in states if s in seen]

@@ -15,10 +15,11 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from ..checker.ir import ModelIR
+from ..checker.simplify import DT
 from ..version import __version__
 
 # names the generated code itself uses; user names equal to these get a '_' appended
-_RESERVED = {"jax", "jnp", "rt", "self", "p", "s", "w", "NeuronModel", "StateSpec", "ParamSpec",
+_RESERVED = {"jax", "jnp", "rt", "self", "p", "s", "w", "dt", "NeuronModel", "StateSpec", "ParamSpec",
              "ChannelSpec"} | set(dir(builtins))
 
 
@@ -37,11 +38,13 @@ class JaxPrinter(StrPrinter):
     _FUNCS = {"exp": "jnp.exp", "log": "jnp.log", "tanh": "jnp.tanh", "sinh": "jnp.sinh",
               "cosh": "jnp.cosh", "sin": "jnp.sin", "cos": "jnp.cos", "tan": "jnp.tan",
               "atan": "jnp.arctan", "Abs": "jnp.abs", "sigmoid": "rt.sigmoid",
-              "exprel": "rt.exprel"}
+              "exprel": "rt.exprel", "exp_divdiff": "rt.exp_divdiff"}
 
     def _print_Symbol(self, expr):
         if expr.name.startswith("_t"):  # a CSE temporary (users cannot write a leading '_')
             return expr.name
+        if expr == DT:  # the time step of a closed form: the argument 'dt' of flow()
+            return "dt"
         return py_name(expr.name)
 
     def _print_Dummy(self, expr):  # pragma: no cover - not produced
@@ -138,11 +141,13 @@ def pycode(expr) -> str:
     return _PRINTER.doprint(expr)
 
 
-def _body(exprs: dict[str, sp.Expr], ir: ModelIR, args: dict[str, str], wrap) -> list[str]:
+def _body(exprs: dict[str, sp.Expr], ir: ModelIR, args: dict[str, str], wrap,
+          as_tuple: bool = False) -> list[str]:
     """Lines computing ``exprs`` with common subexpressions shared.
 
     ``args`` maps each symbol kind to the dict it is read from ('p', 's', 'w').
-    ``wrap(key, code)`` turns the final expression into what is returned.
+    ``wrap(key, code)`` turns the final expression into what is returned: a dict
+    keyed like ``exprs``, or with ``as_tuple`` a tuple of the values.
     """
     keys = list(exprs)
     values = [exprs[k] for k in keys]
@@ -160,6 +165,10 @@ def _body(exprs: dict[str, sp.Expr], ir: ModelIR, args: dict[str, str], wrap) ->
                 lines.append(f"{py_name(name)} = {source}[{name!r}]")
     for t, v in temps:
         lines.append(f"{t.name} = {pycode(v)}")
+    if as_tuple:
+        lines.append("return (" + "".join(f"{wrap(k, pycode(v))}, " for k, v in zip(keys, reduced)).rstrip()
+                     + ")")
+        return lines
     entries = [f"{k!r}: {wrap(k, pycode(v))}" for k, v in zip(keys, reduced)]
     lines.append("return {" + ", ".join(entries) + "}" if len(entries) < 3 else
                  "return {\n" + "".join(f"    {e},\n" for e in entries) + "}")
@@ -212,6 +221,8 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     emit(f"    GUARDED = {ir.guarded!r}")
     emit(f"    CLAMPED = {tuple(ir.clamped)!r}")
     emit(f"    LINEAR_BLOCKS = {tuple(ir.linear_blocks)!r}")
+    emit(f"    EXACT_STATES = {ir.exact_states!r}")
+    emit(f"    EXACT_SPIKE = {ir.exact_spike!r}")
 
     def method(signature, doc, lines):
         emit("")
@@ -289,6 +300,35 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     obs = dict(ir.observables)
     lines = _body(obs, ir, src, lambda k, c: c) if obs else ["return {}"]
     method("observe(self, p, s)", "Named read-outs of the state.", lines)
+
+    # exact integration: closed forms of the linear blocks (see checker.simplify.solve_block)
+    exact = [b for b in ir.blocks if b.exact]
+    for name, attr, when in (("flow", "solution", "Closed-form solution"),
+                             ("flow_clamped", "clamped_solution", "Closed-form solution while refractory "
+                                                                  f"({', '.join(ir.clamped)} held)")):
+        sols = {}
+        for b in exact:
+            sol = getattr(b, attr) or b.solution
+            sols.update({k: sol[k] for k in states if k in sol})
+        if not sols or (attr == "clamped_solution" and not any(b.clamped_solution for b in exact)):
+            continue
+        exprs_by_key.clear()
+        exprs_by_key.update(sols)
+        lines = _body(sols, ir, src, state_wrap)
+        lines[-1] = _merge_into_state(lines[-1])
+        show = sp.Symbol("dt")
+        doc = (f"{when} of the linear states after dt ms without events (others unchanged):\n\n"
+               + "".join(f"        {k}(dt) = {sp.sstr(v.xreplace({DT: show}))}\n" for k, v in sols.items())
+               + "\n        with the states on the right at time 0, exprel(x) = (exp(x) - 1)/x and\n"
+                 "        exp_divdiff(dt, r1, r2) = (exp(r1 dt) - exp(r2 dt))/(r1 - r2), finite at r1 = r2.\n"
+                 "        ")
+        method(f"{name}(self, p, s, dt)", doc, lines)
+    if ir.exact_spike and ir.spike_rates:
+        rates = {f"r{j}": r for j, r in enumerate(ir.spike_rates)}
+        lines = _body(rates, ir, {"p": params}, lambda k, c: f"rt.fill({c}, (), rt.float_dtype(p))",
+                      as_tuple=True)
+        method("spike_rates(self, p)", "Rates (1/ms) of the exactly solved states the spike condition "
+                                       "depends on, one per state.", lines)
     return "\n".join(out) + "\n"
 
 

@@ -258,18 +258,27 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
     """
     populations = net.populations
     spiking = any(type(p).SPIKING for p in populations)
+    # exact integration of the models' linear states where possible (sim/exact.py);
+    # a network solved entirely in closed form needs no ODE solver at all
+    from . import exact  # noqa: PLC0415 - kept local: this function is its only user
+
+    closed = exact.integrate_closed_form(populations, y, t0, t1, refractory, watch, options, dtype,
+                                         attach_gradient=_attach_spike_gradient)
+    if closed is not None:
+        return closed
+    solver, controller = exact.solver_and_controller(populations, options, dtype)
     event = (
         dfx.Event(_cond, options.get_root_finder(dtype), direction=True) if spiking else None
     )
     sol = dfx.diffeqsolve(
         dfx.ODETerm(_vf),
-        options.get_solver(),
+        solver,
         t0,
         t1,
         options.dt,
         y,
         args=(populations, refractory, watch),
-        stepsize_controller=options.get_controller(dtype),
+        stepsize_controller=controller,
         event=event,
         max_steps=options.max_solver_steps,
         throw=False,

@@ -56,6 +56,13 @@ class SimOptions:
     - ``root_finder``: any ``optimistix`` root finder instead (it receives the
       bracket as ``options["lower"/"upper"]``).
 
+    **Exact integration** (:mod:`eventax_dsl.sim.exact`)
+
+    - ``integrator``: ``"auto"`` (default) advances the states a model solves in
+      closed form (``EXACT_STATES``, found by the compiler) exactly and integrates
+      only the others with ``solver``; ``"numeric"`` integrates every state with
+      ``solver``. Per model: ``eventax_dsl.sim.exact.numeric(ModelClass)``.
+
     **Semantics**
 
     - ``amos``: at most one spike per neuron; a neuron that has spiked is never
@@ -90,6 +97,7 @@ class SimOptions:
     max_spikes: int | None = None
     max_events: int | None = None
     loop: Literal["checkpointed", "scan"] = "checkpointed"
+    integrator: Literal["auto", "numeric"] = "auto"  # exact integration: see eventax_dsl.sim.exact
 
     def __post_init__(self):
         if self.loop not in ("checkpointed", "scan"):
@@ -115,6 +123,12 @@ class SimOptions:
         rtol = default if self.rtol is None else self.rtol
         atol = default if self.atol is None else self.atol
         return dfx.PIDController(rtol=rtol, atol=atol, dtmax=self.dtmax)
+
+    def get_integrator(self) -> str:
+        """``"auto"`` or ``"numeric"`` (validated; see :mod:`eventax_dsl.sim.exact`)."""
+        if self.integrator not in ("auto", "numeric"):
+            raise ValueError(f"integrator must be 'auto' or 'numeric', got {self.integrator!r}")
+        return self.integrator
 
     def get_root_finder(self, dtype) -> optx.AbstractRootFinder:
         if self.root_finder is not None:
