@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -109,8 +110,8 @@ def worker(data_path: str, out_path: str, repeats: int):
                 jax.block_until_ready(one(params, x[k]))
                 ok.append(k)
             except Exception as exc:  # noqa: BLE001 - Eventax's own runtime error
-                error = str(exc).split("\n")[0] if "Terminating" not in str(exc) else \
-                    "Terminating differential equation solve because an event occurred"
+                found = re.findall(r"EquinoxRuntimeError: ([^\n]*)", str(exc))
+                error = found[0] if found else str(exc).split("\n")[0]
         idx = np.asarray(ok)
         c_f, t_f, times = _time(forward, params, x[idx], repeats=repeats)
         c_g, t_g, _ = _time(grad, params, x[idx], y[idx], repeats=repeats)
