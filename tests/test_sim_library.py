@@ -38,9 +38,11 @@ on that search: it asserts the event order itself.
 
 Further tests: a heterogeneous network of two spiking models read out through
 ``ttfs`` (early stop when every output spiked); ``jit`` == eager; ``vmap`` of
-the gradient == a Python loop over samples; and the spike-time error of a
-float32 simulation against the float64 reference (the figure is printed; run
-with ``-s`` to see it).
+the gradient == a Python loop over samples; input spikes at the same time (and
+a known limitation of their gradients, see
+:func:`test_coincident_input_spikes_move_together`); and the spike-time error
+of a float32 simulation against the float64 reference (the figures are
+printed; run with ``-s`` to see them).
 
 Compiling the gradient of one simulator program takes 30-150 s on a small
 shared machine, so each network is compiled once (the same jitted function
@@ -129,8 +131,9 @@ CASES = {
     "egru": Case("egru", w_in=0.3, w_rec=0.05, time_constants=("tau_mem", "tau_syn"), seed=0),
     "dendritic": Case("dendritic", w_in=0.8, time_constants=("t_ref",), seed=4),
 }
-# Compiling one gradient program costs 30-60 s here: these run with -m slow.
-SLOW = {"eif", "izhikevich", "adex", "hh", "alif", "qif"}
+# Compiling one gradient program costs 50-150 s here: these run with -m slow
+# (EGRU and QIF are also in the default run, in the heterogeneous ttfs network).
+SLOW = {"qif", "eif", "izhikevich", "adex", "alif", "hh", "egru", "dendritic"}
 
 
 def build(case: Case) -> Network:
@@ -142,7 +145,8 @@ def build(case: Case) -> Network:
     w_in, w_rec = {}, {}
     for c in model.CHANNELS:
         w_in[c.name] = jnp.asarray(case.w_in * rng.uniform(0.5, 1.5, (3, case.n, *c.shape)))
-        w_rec[c.name] = jnp.asarray(case.w_rec * rng.uniform(-1.0, 1.0, (case.n, case.n, *c.shape)))
+        w_rec[c.name] = jnp.asarray(
+            case.w_rec * rng.uniform(-1.0, 1.0, (case.n, case.n, *c.shape)))
     w_out = {"w": jnp.asarray(rng.uniform(-1.0, 1.0, (case.n, 2)))}
     return eqx.tree_at(lambda m: m.weights, net, (w_in, w_rec, w_out))
 
@@ -228,11 +232,8 @@ def check_gradients(value_and_grad, params, static, x, groups, key, obs=None):
     """Autodiff vs finite differences, one random direction per group.
 
     ``groups``: ``{name: select}`` with ``select((params, x)) -> [leaves]``.
-    The FD is the fourth-order central stencil
-    ``(L(-2h) - 8 L(-h) + 8 L(h) - L(2h)) / 12h``: its truncation error is
-    O(h^4), so ``h`` can be large enough for the solver's noise (about
-    tolerance / h) to stay far below ``REL``. Returns ``{name: relative error}``
-    and asserts every check.
+    Asserts that the gradients are finite and that every directional derivative
+    matches (:func:`directional_check`); returns ``{name: relative error}``.
     """
     (value, aux), grads = value_and_grad(params, x)
     assert np.isfinite(float(value))
@@ -240,55 +241,73 @@ def check_gradients(value_and_grad, params, static, x, groups, key, obs=None):
         assert np.all(np.isfinite(np.asarray(leaf))), f"NaN/Inf gradient at {jtu.keystr(path)}"
     # An absent input spike has zero gradient (it is never delivered).
     assert np.all(np.asarray(grads[1])[~np.isfinite(np.asarray(x))] == 0.0)
-    order0 = event_order(eqx.combine(params, static), x, aux, obs)
     errors = {}
     for name, select in groups.items():
         key, sub = jr.split(key)
         leaves = select((params, x))
         assert leaves, f"{name}: nothing selected"
         direction = [_direction(k, v) for k, v in zip(jr.split(sub, len(leaves)), leaves)]
-        ad = sum(float(jnp.sum(g * d)) for g, d in zip(select(grads), direction))
-        # Step: H / |ad| (so the loss moves by about H), at most 5 H. Along directions
-        # the loss is very sensitive to, spike times move about as much as the loss,
-        # so a smaller step keeps the events in order for ill-conditioned parameters
-        # (Izhikevich's 0.04 v^2 + 5 v + 140 nearly cancels at rest); along
-        # insensitive ones a larger step lifts the FD above the solver's noise
-        # (relative noise ~ tolerance / |ad h|).
-        h = H * min(5.0, 1.0 / abs(ad)) if ad != 0 else H
-        loss = {}
-        for step in (-2, -1, 1, 2):
-            p, xx = eqx.tree_at(select, (params, x),
-                                [v + step * h * d for v, d in zip(leaves, direction)])
-            (val, aux_s), _ = value_and_grad(p, xx)
-            # Same events in the same order all along [-2h, 2h]: the loss is smooth
-            # there (a spike appearing, vanishing or swapping with another event
-            # would make the FD meaningless).
-            order = event_order(eqx.combine(p, static), xx, aux_s, obs)
-            assert order == order0, f"{name}: the order of events changes at {step:+} h"
-            loss[step] = float(val)
-        fd = (loss[-2] - 8 * loss[-1] + 8 * loss[1] - loss[2]) / (12 * h)
-        assert abs(fd) > 1e-8, f"{name}: the loss does not depend on it (FD {fd})"
-        err = abs(ad - fd) / max(abs(fd), FD_FLOOR)
-        errors[name] = err
-        FD_LOG.append((name, ad, fd, err))
-        assert err <= REL, f"{name}: autodiff {ad!r} vs FD {fd!r} (relative error {err:.2e})"
+        errors[name] = directional_check(value_and_grad, params, static, x, select, direction,
+                                         grads, aux, obs, name)
     return errors
 
 
-def parameter_groups(net: Network, time_constants=()):
-    """FD groups for a network: per population its learnable parameters and the given
-    time constants one by one, the other parameters together; every weight channel of
-    every projection; the input spike times."""
+def directional_check(value_and_grad, params, static, x, select, direction, grads, aux, obs,
+                      name):
+    """``grad . d`` vs the fourth-order central difference
+    ``(L(-2h) - 8 L(-h) + 8 L(h) - L(2h)) / 12h`` along ``d`` (``direction``, one
+    array per leaf of ``select((params, x))``); asserts relative error ``<= REL``
+    and returns it. Its truncation error is O(h^4), so ``h`` can be large enough
+    for the solver's noise (about tolerance / h) to stay far below ``REL``.
+    """
+    leaves = select((params, x))
+    order0 = event_order(eqx.combine(params, static), x, aux, obs)
+    ad = sum(float(jnp.sum(g * d)) for g, d in zip(select(grads), direction))
+    # Step: H / |ad| (so the loss moves by about H), at most 5 H. Along directions
+    # the loss is very sensitive to, spike times move about as much as the loss,
+    # so a smaller step keeps the events in order for ill-conditioned parameters
+    # (Izhikevich's 0.04 v^2 + 5 v + 140 nearly cancels at rest); along
+    # insensitive ones a larger step lifts the FD above the solver's noise
+    # (relative noise ~ tolerance / |ad h|).
+    h = H * min(5.0, 1.0 / abs(ad)) if ad != 0 else H
+    loss = {}
+    for step in (-2, -1, 1, 2):
+        p, xx = eqx.tree_at(select, (params, x),
+                            [v + step * h * d for v, d in zip(leaves, direction)])
+        (val, aux_s), _ = value_and_grad(p, xx)
+        # Same events in the same order all along [-2h, 2h]: the loss is smooth
+        # there (a spike appearing, vanishing or swapping with another event
+        # would make the FD meaningless).
+        order = event_order(eqx.combine(p, static), xx, aux_s, obs)
+        assert order == order0, f"{name}: the order of events changes at {step:+} h"
+        loss[step] = float(val)
+    fd = (loss[-2] - 8 * loss[-1] + 8 * loss[1] - loss[2]) / (12 * h)
+    assert abs(fd) > 1e-8, f"{name}: the loss does not depend on it (FD {fd})"
+    err = abs(ad - fd) / max(abs(fd), FD_FLOOR)
+    FD_LOG.append((name, ad, fd, err))
+    assert err <= REL, f"{name}: autodiff {ad!r} vs FD {fd!r} (relative error {err:.2e})"
+    return err
+
+
+def parameter_groups(net: Network, time_constants: tuple[tuple[str, ...], ...]):
+    """FD groups for a network: per population its learnable parameters and the time
+    constants named in ``time_constants[population]`` one by one, its other
+    parameters together; every weight channel of every projection; the input
+    spike times."""
     groups = {}
     for i, pop in enumerate(net.populations):
         model = type(pop)
-        own = [n for n in model.learnable_names()] + [n for n in time_constants[i] if n in pop.params]
+        extra = time_constants[i] if i < len(time_constants) else ()
+        assert set(extra) <= set(pop.params), f"{model.NAME} has no parameter {extra}"
+        learnable = list(model.learnable_names())
+        own = learnable + [n for n in extra if n not in learnable]
         for name in own:
-            groups[f"{model.NAME}.{name}"] = lambda t, i=i, name=name: [t[0].populations[i].params[name]]
-        rest = [n for n in pop.params if n not in own]
+            groups[f"{model.NAME}.{name}"] = (
+                lambda t, i=i, name=name: [t[0].populations[i].params[name]])
+        rest = tuple(n for n in pop.params if n not in own)
         if rest:
             groups[f"{model.NAME}.other parameters"] = (
-                lambda t, i=i, rest=tuple(rest): [t[0].populations[i].params[n] for n in rest])
+                lambda t, i=i, rest=rest: [t[0].populations[i].params[n] for n in rest])
     for j, (src, dst) in enumerate(net.projections):
         for c in net.weights[j]:
             groups[f"weights {src}->{dst} '{c}'"] = lambda t, j=j, c=c: [t[0].weights[j][c]]
@@ -304,12 +323,16 @@ def _model_params():
 @pytest.mark.parametrize("name", _model_params())
 def test_library_gradients_match_finite_differences(name):
     net, params, static, value_and_grad = compiled(name)
-    (_, aux), _ = value_and_grad(params, X)
+    (_, aux), (grads, _) = value_and_grad(params, X)
     ids, _ = _spike_train(aux)
     n = CASES[name].n
     counts = np.bincount(ids[ids < n], minlength=n)
     # Every hidden neuron spikes, and some spike again (resets are crossed).
     assert counts.min() >= 1 and counts.max() >= 2, f"hidden spike counts {counts}"
+    # The recurrent projection has no self-connections: masked out, zero gradient.
+    assert np.all(np.diag(np.asarray(net.masks[1])) == 0)
+    for c, g in grads.weights[1].items():
+        assert np.all(np.diagonal(np.asarray(g), axis1=0, axis2=1) == 0), c
     groups = parameter_groups(net, (CASES[name].time_constants, ()))
     errors = check_gradients(value_and_grad, params, static, X, groups, jr.key(0), OBS)
     worst = max(errors, key=errors.get)
@@ -331,7 +354,7 @@ def test_library_gradients_match_finite_differences(name):
         assert np.all(np.isfinite(np.asarray(leaf))), f"NaN/Inf gradient at {jtu.keystr(path)}"
     for j in (0, 1):
         for c, g in grads.weights[j].items():
-            assert np.all(np.asarray(g[:, 0]) == 0.0), f"projection {j} '{c}' into the silent neuron"
+            assert np.all(np.asarray(g[:, 0]) == 0.0), f"projection {j} '{c}' into silent neuron"
 
 
 # ------------------------------------------- heterogeneous network, ttfs read-out
@@ -349,7 +372,7 @@ def build_ttfs_net() -> Network:
     return eqx.tree_at(lambda m: m.weights, net, (w_in, w_rec, w_out))
 
 
-TTFS_SEED = 1
+TTFS_SEED = 2
 TTFS_W_OUT = 2.0
 TTFS_TIME_CONSTANTS = ("tau_mem", "tau_syn")
 
@@ -444,28 +467,62 @@ def test_vmap_gradients_equal_loop():
                                        err_msg=jtu.keystr(path))
 
 
-# Documented bound on the float32 spike-time error (ms), for the LIF network on
-# X with the float32 defaults (rtol = atol = 1e-5, root tolerance 1e-6). The
-# measured error is printed; the bound leaves a margin of about 10x.
-FLOAT32_SPIKE_TIME_BOUND = 1e-3
+def test_coincident_input_spikes_move_together():
+    """Input spikes at exactly the same time (here channels 0 and 1 at t = 1) are
+    delivered together, their weights summed; the derivative of moving them
+    together is exact.
+
+    Known limitation, not tested: the split of that derivative among the
+    coincident entries. The event loop stops once for all of them, at the time
+    of the first in sorted order, so that entry receives the whole derivative and
+    the others zero. Where the loss is differentiable (linear dynamics,
+    state-independent input rules: for an LI read-out the exact partials are in
+    the ratio of the two weights), the individual partials are therefore wrong;
+    for nonlinear models the loss has a kink there (the left and right
+    derivatives differ) and for state-dependent input rules (EGRU) a jump, so no
+    split is exact. The sum -- all that ``sum(grad)`` or a shared shift of the
+    inputs sees -- is right.
+    """
+    net, params, static, value_and_grad = compiled("lif")
+    x = X.at[1, 0].set(X[0, 0])
+    (_, aux), grads = value_and_grad(params, x)
+    gx = np.asarray(grads[1])
+    assert np.all(np.isfinite(gx)) and gx[0, 0] + gx[1, 0] != 0.0
+    both = jnp.zeros_like(x).at[0, 0].set(1.0).at[1, 0].set(1.0)
+    err = directional_check(value_and_grad, params, static, x, lambda t: [t[1]], [both],
+                            grads, aux, OBS, "coincident inputs")
+    print(f"\n[coincident inputs] relative error of the joint derivative {err:.1e}")
 
 
-def test_float32_spike_times_against_float64():
-    """The LIF library network in float32 (x64 disabled, default tolerances) spikes
-    like the float64 tight-tolerance reference, every spike time within
+# Documented bound on the float32 spike-time error: with x64 disabled and the
+# float32 default tolerances (rtol = atol = 1e-5, root tolerance 1e-6), every
+# spike of the library networks on X lies within 5 us of the float64
+# tight-tolerance reference (about 2e-4 of the 30 ms trial). Measured maxima
+# (printed by the test): ~1e-5 ms for LIF and ALIF (their linear states are
+# integrated in closed form), 0.6-3e-4 ms for QIF, Izhikevich, HH, EGRU and the
+# dendritic neuron, 5e-4 ms for AdEx and 1e-3 ms for EIF (the exponential
+# spike-initiation term amplifies the voltage error near the soft threshold).
+FLOAT32_SPIKE_TIME_BOUND = 5e-3  # ms
+
+
+@pytest.mark.parametrize("name", _model_params())
+def test_float32_spike_times_against_float64(name):
+    """The library network in float32 (x64 disabled, default tolerances) has the
+    same spikes as the float64 tight-tolerance reference, each within
     ``FLOAT32_SPIKE_TIME_BOUND``."""
-    net64, params, static, value_and_grad = compiled("lif")
+    net64, params, static, value_and_grad = compiled(name)
     (_, aux), _ = value_and_grad(params, X)
     ids64, times64 = _spike_train(aux)
     with jax.enable_x64(False):
-        net32 = jtu.tree_map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, net64)
-        x32 = X.astype(jnp.float32)
-        res = jax.jit(lambda n, x: simulate(n, x, T_END, obs_times=OBS.astype(jnp.float32)))(net32, x32)
+        net32 = jtu.tree_map(
+            lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, net64)
+        run = jax.jit(lambda n, x: simulate(n, x, T_END, obs_times=OBS.astype(jnp.float32)))
+        res = run(net32, X.astype(jnp.float32))
         ids32, times32 = _spike_train((res.spike_ids, res.spike_times, res.n_spikes))
         assert times32.dtype == np.float32
     np.testing.assert_array_equal(ids32, ids64)
     err = np.abs(times32.astype(np.float64) - times64)
-    rel = err / times64
-    print(f"\n[float32] {len(ids64)} spikes in [0, {T_END}] ms: max |t32 - t64| = {err.max():.2e} ms "
-          f"(mean {err.mean():.1e} ms, max relative {rel.max():.1e})")
+    print(f"\n[{name}, float32] {len(ids64)} spikes in [0, {T_END}] ms: max |t32 - t64| = "
+          f"{err.max():.1e} ms (mean {err.mean():.1e} ms, "
+          f"max relative {(err / times64).max():.1e})")
     assert err.max() <= FLOAT32_SPIKE_TIME_BOUND
