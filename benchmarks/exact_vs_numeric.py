@@ -31,26 +31,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _time(fn, *args, repeats):
-    import jax  # noqa: PLC0415
-
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        runs.append(time.perf_counter() - t0)
-    return compile_s, statistics.median(runs)
+from eventax_dsl.sim.bench import time_call  # noqa: E402
 
 
 def _data(name, batch, mnist_dir):
@@ -108,8 +95,8 @@ def run(name, args):
         grad = jax.jit(jax.value_and_grad(loss_fn(options)))
         fwd = jax.jit(lambda p, xs, o=options: jax.vmap(
             lambda x: eqx.combine(p, static).spikes(x, t_end, options=o))(xs))
-        c_g, t_g = _time(grad, params, x, y, repeats=args.repeats) if args.grad else (float("nan"),) * 2
-        c_f, t_f = _time(fwd, params, x, repeats=args.repeats)
+        c_g, t_g = time_call(grad, params, x, y, repeats=args.repeats) if args.grad else (float("nan"),) * 2
+        c_f, t_f = time_call(fwd, params, x, repeats=args.repeats)
         spikes = fwd(params, x)
         trace = None
         if readout:

@@ -30,7 +30,9 @@ def _models():
     return mh
 
 
-def _time(fn, *args, repeats):
+def time_call(fn, *args, repeats):
+    """``(compile seconds, median seconds)``: the first call (compilation), then the
+    median wall time of ``repeats`` further calls (``block_until_ready``)."""
     import jax  # noqa: PLC0415
 
     t0 = time.perf_counter()
@@ -79,8 +81,8 @@ def main(argv=None):
             return jnp.mean(jnp.where(jnp.isfinite(t), t, t_max))
 
         grad = jax.jit(jax.value_and_grad(loss))
-        c_f, t_f = _time(forward, params, xs, repeats=args.repeats)
-        c_g, t_g = _time(grad, params, xs, repeats=args.repeats)
+        c_f, t_f = time_call(forward, params, xs, repeats=args.repeats)
+        c_g, t_g = time_call(grad, params, xs, repeats=args.repeats)
         frac = float(jnp.mean(jnp.isfinite(forward(params, xs))))
         dtype = "float64" if args.x64 else "float32"
         print(
