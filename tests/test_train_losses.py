@@ -19,7 +19,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import sympy as sp  # noqa: E402
 
-from eventax_dsl.sim import Network  # noqa: E402
+from eventax_dsl.sim import Network, SimOptions  # noqa: E402
+from eventax_dsl.sim.exact import closed_form_network  # noqa: E402
+from eventax_dsl.train.quadrature import QUADRATURE_STATES  # noqa: E402
 from eventax_dsl.train import (  # noqa: E402
     Readout,
     attach_quadrature,
@@ -180,6 +182,29 @@ def test_with_quadrature_validation_and_caching():
         with_quadrature(with_quadrature(LI), "v")
     with pytest.raises(ValueError, match="tau must be > 0"):
         with_quadrature(LI, "v", 0.0)
+
+
+def test_quadrature_is_closed_form_for_linear_models_and_matches_numeric():
+    """LI's quadrature states are solved by the matrix exponential (closed-form path),
+    also at tau_syn == tau_mem, and agree with the numeric path at tight tolerance;
+    QIF (not linear) keeps them numeric."""
+    LI, QIF = load_model("li"), load_model("qif")
+    assert set(QUADRATURE_STATES) <= set(with_quadrature(LI, "v", 30.0).EXACT_STATES)
+    assert not set(QUADRATURE_STATES) & set(with_quadrature(QIF, "v", 30.0).EXACT_STATES)
+    pop = LI.create(3, tau_mem=10.0, tau_syn=jnp.array([10.0, 10.0 * (1 + 1e-7), 3.0]),
+                    bias=jnp.array([0.1, 0.1, -0.2]))
+    net = Network.create([pop], 2, [("input", 0)], key=jr.key(0))
+    w = jnp.array([[0.7, 0.7, -1.1], [-0.4, -0.4, 0.9]])  # neurons 0 and 1 alike
+    net = attach_quadrature(eqx.tree_at(lambda n: n.weights[0]["w"], net, w), "v", 30.0)
+    assert closed_form_network(net.populations, SimOptions())
+    x = jnp.array([[2.0, 9.0], [5.0, jnp.inf]])
+    times = jnp.array([0.0, 7.0, 20.0, 40.0])
+    exact = net.state_at(x, times)
+    numeric = net.state_at(x, times, integrator="numeric", rtol=1e-12, atol=1e-12)
+    for k in QUADRATURE_STATES:
+        np.testing.assert_allclose(exact[k], numeric[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    # the coincident and the 1e-7-apart neurons see the same input: nearly equal integrals
+    np.testing.assert_allclose(exact["q_exp"][:, 0], exact["q_exp"][:, 1], rtol=1e-5)
 
 
 # -------------------------------- voltage losses through the simulation, FD

@@ -20,8 +20,35 @@ the observable from the model's own vector field (``grad observe . dynamics``),
 which :func:`~eventax_dsl.train.losses.max_over_time` uses for its Hermite
 refinement. Spikes, resets and input rules are those of the model (the
 quadrature states are continuous: neither rule touches them), and the states
-the model solves in closed form (``EXACT_STATES``) stay exact; the quadrature
-states are integrated numerically.
+the model solves in closed form (``EXACT_STATES``) stay exact.
+
+Exact quadrature
+----------------
+When the model is solved entirely in closed form (every state in
+``EXACT_STATES``: ``li``, ``lif``) and ``V`` is affine in its states, the
+quadrature states are solved in closed form too, so the network keeps the
+simulator's closed-form path (no ODE solver at all, see
+:mod:`eventax_dsl.sim.exact`). Between events the states obey
+``x' = A x + b`` (constant ``A``, ``b``; taken from the model's own
+``dynamics`` by forward-mode differentiation) and ``V = c . x + d``. With
+``z = x q_w`` the augmented system
+
+==========  ===================================
+``x'``      ``A x + b``
+``q_int'``  ``c . x + d``
+``q_w'``    ``-q_w / tau``
+``z'``      ``(A - I / tau) z + b q_w``
+``q_exp'``  ``c . z + d q_w``
+==========  ===================================
+
+is linear with constant coefficients, so one matrix exponential
+(:func:`jax.scipy.linalg.expm`, scaling and squaring: exact to rounding, also at
+coincident time constants) advances it over any interval (Van Loan's
+construction of integrals of matrix exponentials). ``z`` needs no state of its
+own: it equals ``x q_w`` at the start of every interval. Whether ``V`` is affine
+is checked numerically when the class is created (the Jacobian of ``V`` at two
+random states with the model's default parameters must agree); if it is not,
+the quadrature states are integrated numerically as before.
 
 The simulator sees only the model contract (:mod:`eventax_dsl.contract`), so
 nothing in it changes: read the integrals at the window ends with
@@ -43,6 +70,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..contract import NeuronModel, StateSpec
 from ..runtime import float_dtype
@@ -86,6 +114,7 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         return cls
 
     own = model.state_names()
+    exact = _affine_in_exact_states(model, observable)
 
     def split(s):
         return {k: s[k] for k in own}, {k: s[k] for k in QUADRATURE_STATES}
@@ -131,6 +160,48 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         out[dot] = rate
         return out
 
+    def quadrature_flow(self, p, base, q, dt, clamped):
+        E = model.EXACT_STATES
+        n = len(E)
+        dtype = jnp.result_type(*(base[k] for k in E))
+
+        def at(xv):
+            return {**base, **{k: xv[j] for j, k in enumerate(E)}}
+
+        def field(xv):
+            f = model.dynamics(self, p, at(xv))
+            return jnp.stack([jnp.zeros((), dtype) if (clamped and k in model.CLAMPED) else f[k]
+                              for k in E])
+
+        zero = jnp.zeros((n,), dtype)
+        A, b = jax.jacfwd(field)(zero), field(zero)
+        value = lambda xv: observed(self, p, at(xv))  # noqa: E731
+        c, d = jax.grad(value)(zero), value(zero)
+        # augmented order: x (n), 1, q_int, q_w, z (n), q_exp
+        m = 2 * n + 4
+        one, qi, qw, z, qe = n, n + 1, n + 2, n + 3, 2 * n + 3
+        eye = jnp.eye(n, dtype=dtype)
+        M = jnp.zeros((m, m), dtype)
+        M = M.at[:n, :n].set(A).at[:n, one].set(b)
+        M = M.at[qi, :n].set(c).at[qi, one].set(d)
+        M = M.at[qw, qw].set(-1.0 / tau)
+        M = M.at[z:z + n, z:z + n].set(A - eye / tau).at[z:z + n, qw].set(b)
+        M = M.at[qe, z:z + n].set(c).at[qe, qw].set(d)
+        x0 = jnp.stack([base[k] for k in E])
+        w0 = jnp.concatenate([x0, jnp.stack([jnp.ones((), dtype), q["q_int"], q["q_w"]]),
+                              x0 * q["q_w"], q["q_exp"][None]])
+        w1 = jax.scipy.linalg.expm(M * dt) @ w0
+        return {"q_int": w1[qi], "q_w": q["q_w"] * jnp.exp(-dt / tau), "q_exp": w1[qe]}
+
+    def flow(self, p, s, dt):
+        base, q = split(s)
+        return {**model.flow(self, p, base, dt), **quadrature_flow(self, p, base, q, dt, False)}
+
+    def flow_clamped(self, p, s, dt):
+        base, q = split(s)
+        return {**model.flow_clamped(self, p, base, dt),
+                **quadrature_flow(self, p, base, q, dt, True)}
+
     namespace = {
         "__module__": model.__module__,
         "__doc__": f"{model.__name__} with quadrature states of {observable!r} (tau = {tau} ms); "
@@ -148,9 +219,53 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         "receive": receive,
         "observe": observe,
     }
+    if exact:
+        namespace.update(EXACT_STATES=tuple(model.EXACT_STATES) + QUADRATURE_STATES,
+                         flow=flow, flow_clamped=flow_clamped)
     cls = type(model)(f"{model.__name__}Quadrature", (model,), namespace)
     _CACHE[key] = cls
     return cls
+
+
+def _affine_in_exact_states(model: type[NeuronModel], observable: str) -> bool:
+    """Can the quadrature states of ``observable`` be solved in closed form (module docs)?
+
+    Every state of ``model`` is exact (so all of them obey linear constant-coefficient
+    ODEs between events), all are scalars, and the observable is affine in them:
+    checked with the default parameters, as equal Jacobians and a zero affine
+    remainder at two random states.
+    """
+    names = model.state_names()
+    if not names or set(model.EXACT_STATES) != set(names):
+        return False
+    if any(spec.shape != () for spec in model.STATES):
+        return False
+    try:
+        pop = model.create(1)
+    except Exception:  # noqa: BLE001 - a model without usable defaults: stay numeric
+        return False
+    p = {k: v[0] for k, v in pop.params.items()}
+    E = model.EXACT_STATES
+    dtype = jnp.result_type(float)
+
+    def value(xv):
+        return model.observe(pop, p, {k: xv[j] for j, k in enumerate(E)})[observable]
+
+    try:
+        rng = np.random.default_rng(0)
+        points = [jnp.asarray(rng.normal(0.0, 3.0, len(E)), dtype) for _ in range(2)]
+        zero = jnp.zeros((len(E),), dtype)
+        grads = [jax.grad(value)(x) for x in points]
+        tol = 1e3 * float(jnp.finfo(dtype).eps)
+        for x, g in zip(points, grads):
+            affine = value(zero) + jnp.dot(g, x)
+            if not bool(jnp.allclose(g, grads[0], rtol=tol, atol=tol)):
+                return False
+            if not bool(jnp.allclose(value(x), affine, rtol=tol, atol=tol * (1 + float(jnp.max(jnp.abs(x)))))):
+                return False
+    except Exception:  # noqa: BLE001 - not differentiable as written: stay numeric
+        return False
+    return True
 
 
 def attach_quadrature(net, observable: str = "v", tau: float = 50.0):
