@@ -207,6 +207,51 @@ def test_quadrature_is_closed_form_for_linear_models_and_matches_numeric():
     np.testing.assert_allclose(exact["q_exp"][:, 0], exact["q_exp"][:, 1], rtol=1e-5)
 
 
+_REFRACTORY_LIF = """language 1
+neuron RLIF
+parameters:
+    tau_mem = 10 ms
+    tau_syn = 5 ms
+    t_ref = 3 ms
+state:
+    v = 0.0
+    i = 0.0
+equations:
+    v' = (-v + i) / tau_mem
+    i' = -i / tau_syn
+spike when v >= 1 and not refractory
+refractory t_ref clamp v
+reset:
+    v = 0
+on input(w):
+    i += w
+observe:
+    v
+"""
+
+
+def test_closed_form_quadrature_while_refractory_matches_numeric():
+    """The clamped flow of the quadrature states (V held while refractory) agrees with
+    the numeric path, which integrates q' = V with v's derivative clamped to 0."""
+    from eventax_dsl import compile_source  # noqa: PLC0415
+    from eventax_dsl.compiler import class_from_source  # noqa: PLC0415
+
+    RLIF = class_from_source(compile_source(_REFRACTORY_LIF).source, "rlif_quadrature_test")
+    assert set(QUADRATURE_STATES) <= set(with_quadrature(RLIF, "v", 20.0).EXACT_STATES)
+    net = Network.create([RLIF.create(2)], 1, [("input", 0)], key=jr.key(0))
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.array([[3.0, 0.8]]))
+    net = attach_quadrature(net, "v", 20.0)
+    x = jnp.array([[1.0, 2.0, 9.0]])
+    times = jnp.array([0.0, 5.0, 12.0, 30.0])
+    t_spikes = np.asarray(net.spikes(x, 30.0)[0])
+    # neuron 0 spikes twice; the first refractory window lies inside [0, 30]
+    assert np.isfinite(t_spikes[:2]).all() and t_spikes[0] + 3.0 < 30.0
+    exact = net.state_at(x, times)
+    numeric = net.state_at(x, times, integrator="numeric", rtol=1e-12, atol=1e-12)
+    for k in ("q_int", "q_exp", "v"):
+        np.testing.assert_allclose(exact[k], numeric[k], rtol=1e-10, atol=1e-11, err_msg=k)
+
+
 # -------------------------------- voltage losses through the simulation, FD
 def test_voltage_loss_gradients_through_simulation_vs_finite_differences():
     """max (Hermite), integral and exp-integral losses of a 2-input -> 3 LI net, float64."""
