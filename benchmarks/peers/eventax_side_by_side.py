@@ -448,7 +448,7 @@ def run_network(network: str, args) -> None:
         print()
         print("ratio eventax-dsl / Eventax, forward ; fwd+bwd:")
         for o in ours_names:
-            cells = [f"vs {t.split(',')[0]}: {rows[t]['t_f'] / rows[o]['t_f']:.2f} ; "
+            cells = [f"vs {t.rsplit(',', 1)[0]}: {rows[t]['t_f'] / rows[o]['t_f']:.2f} ; "
                      f"{rows[t]['t_g'] / rows[o]['t_g']:.2f}" for t in their_names]
             print(f"  {o}: " + " | ".join(cells))
 

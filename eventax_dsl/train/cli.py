@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=S, help="AdamW learning rate")
     g.add_argument("--weight-decay", type=float, default=S, help="AdamW decay on weights (1e-4)")
     g.add_argument("--clip", type=float, default=S, help="global gradient-norm clip (1.0)")
+    g.add_argument("--sample-clip", type=float, default=S,
+                   help="clip each sample's gradient to this norm before averaging (off); "
+                        "bounds the pull of near-grazing spikes (docs/training.md)")
     g.add_argument("--seed", type=int, default=S, help="seed of init and shuffling (0)")
     g = p.add_argument_group("loss details")
     g.add_argument("--tau0", type=float, default=S, help="ttfs softmax temperature, ms (0.5)")

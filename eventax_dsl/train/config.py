@@ -78,6 +78,7 @@ class TrainConfig:
 
     **Optimisation**: ``epochs``, ``batch_size``, ``lr`` (AdamW),
     ``weight_decay`` (on weights only), ``clip`` (global gradient norm),
+    ``sample_clip`` (per-sample gradient norm, before averaging; off by default),
     ``seed``, ``train_params`` (also train the models' ``learnable``
     parameters, e.g. time constants, besides the weights).
 
@@ -108,6 +109,7 @@ class TrainConfig:
     lr: float | None = None
     weight_decay: float = 1e-4
     clip: float = 1.0
+    sample_clip: float | None = None
     seed: int = 0
     train_params: bool = True
     amos: bool = False
@@ -156,7 +158,8 @@ class TrainConfig:
         checks = [
             ("epochs", cfg.epochs >= 0), ("batch_size", cfg.batch_size >= 1),
             ("eval_batch_size", cfg.eval_batch_size >= 1), ("lr", cfg.lr > 0),
-            ("clip", cfg.clip > 0), ("t_max", cfg.t_max > 0), ("hidden", len(cfg.hidden) >= 1
+            ("clip", cfg.clip > 0), ("sample_clip", cfg.sample_clip is None or cfg.sample_clip > 0),
+            ("t_max", cfg.t_max > 0), ("hidden", len(cfg.hidden) >= 1
                                                                   and min(cfg.hidden) >= 1),
             ("plot_points", cfg.plot_points >= 2),
         ]

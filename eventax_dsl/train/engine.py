@@ -62,13 +62,50 @@ def batch_loss(params, static, x, y, t0, readout, options):
     return loss, acc
 
 
+def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float):
+    """Batch-mean loss, accuracy and gradient, each sample's gradient clipped first.
+
+    Why: an exact spike-time gradient is ``-(dc/dtheta) / (dc/dt)``, which diverges
+    as a spike approaches a grazing threshold crossing (``dc/dt -> 0``), where the spike
+    is about to disappear. Measured on Yin-Yang LIF TTFS (batch 256, at the best
+    epoch of a run): per-sample gradient norms had median 14 and maximum 300, and five
+    samples held 61 % of the squared norm, so a handful of near-grazing spikes set the
+    direction of every step, and the run drifted into silence. Clipping each sample's
+    gradient to ``sample_clip`` (``g_i * min(1, c / |g_i|)``) bounds that pull and leaves
+    every sample below the bound exact. Samples are simulated independently, so the
+    per-sample gradients cost no extra simulation, only ``B`` copies of the gradient.
+    """
+    def one(p, xi, yi, ti):
+        return batch_loss(p, static, xi[None], yi[None], ti[None], readout, options)
+
+    (losses, accs), grads = jax.vmap(eqx.filter_value_and_grad(one, has_aux=True),
+                                     in_axes=(None, 0, 0, 0))(params, x, y, t0)
+    leaves = [g for g in jtu.tree_leaves(grads) if g is not None]
+    sq = sum(jnp.sum(jnp.reshape(g, (g.shape[0], -1)) ** 2, axis=1) for g in leaves)
+    norm = jnp.sqrt(sq)
+    scale = jnp.where(norm > sample_clip, sample_clip / jnp.where(norm > 0, norm, 1.0), 1.0)
+    grads = jtu.tree_map(
+        lambda g: jnp.mean(g * jnp.reshape(scale, (-1,) + (1,) * (g.ndim - 1)).astype(g.dtype), axis=0),
+        grads)
+    return jnp.mean(losses), jnp.mean(accs), grads
+
+
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests check for recompiles)
-def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options):
-    """One AdamW step on a batch: ``(params, opt_state, loss, accuracy)``."""
-    (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
-        params, static, x, y, t0, readout, options
-    )
+def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
+               sample_clip=None):
+    """One AdamW step on a batch: ``(params, opt_state, loss, accuracy)``.
+
+    With ``sample_clip`` (a float, static) every sample's gradient is scaled down to
+    norm at most ``sample_clip`` before the batch average (:func:`clipped_mean_grad`).
+    """
+    if sample_clip is None:
+        (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
+            params, static, x, y, t0, readout, options
+        )
+    else:
+        loss, acc, grads = clipped_mean_grad(params, static, x, y, t0, readout, options,
+                                             sample_clip)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
     return params, opt_state, loss, acc

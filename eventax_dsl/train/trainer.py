@@ -287,7 +287,7 @@ class Trainer:
             x, y, t0 = self._device(split.x[idx], split.y[idx], split.t0[idx])
             self.params, self.opt_state, loss, acc = train_step(
                 self.params, self.opt_state, self.static, x, y, t0, self.readout, self.optimizer,
-                self.options)
+                self.options, cfg.sample_clip)
             losses.append(loss)
             accs.append(acc)
             if cfg.progress:
