@@ -134,6 +134,8 @@ OURS_ROWS = {
     ],
     "qif": [
         ("eventax-dsl defaults, f32", "float32", {}),
+        ("eventax-dsl rtol = atol = 1e-7, f32", "float32", dict(rtol=1e-7, atol=1e-7)),
+        ("eventax-dsl all numeric (Tsit5, defaults), f32", "float32", dict(integrator="numeric")),
         ("eventax-dsl defaults, f64", "float64", {}),
     ],
 }
