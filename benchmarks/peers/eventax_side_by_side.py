@@ -136,6 +136,8 @@ OURS_ROWS = {
         ("eventax-dsl defaults, f32", "float32", {}),
         ("eventax-dsl rtol = atol = 1e-7, f32", "float32", dict(rtol=1e-7, atol=1e-7)),
         ("eventax-dsl all numeric (Tsit5, defaults), f32", "float32", dict(integrator="numeric")),
+        ("eventax-dsl all numeric, rtol = atol = 1e-7, f32", "float32",
+         dict(integrator="numeric", rtol=1e-7, atol=1e-7)),
         ("eventax-dsl defaults, f64", "float64", {}),
     ],
 }
