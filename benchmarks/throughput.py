@@ -34,11 +34,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -80,17 +78,10 @@ def _inputs(batch: int):
 
 
 def _median_time(fn, *args, repeats: int):
-    import jax  # noqa: PLC0415
+    """``(first output, compile s, median s)``, see :func:`eventax_dsl.sim.bench.time_call`."""
+    from eventax_dsl.sim.bench import time_call  # noqa: PLC0415
 
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        runs.append(time.perf_counter() - t0)
-    return out, compile_s, (statistics.median(runs) if runs else float("nan"))
+    return time_call(fn, *args, repeats=repeats, with_output=True)
 
 
 def worker(spec: dict) -> list[dict]:

@@ -71,6 +71,16 @@ def test_path_choice():
     assert isinstance(solver, dfx.Tsit5)
     with pytest.raises(ValueError, match="integrator must be"):
         SimOptions(integrator="closed").get_integrator()
+    # The controller's error norm skips the exact states (they have no error) and is,
+    # by default, the maximum over the numeric ones (the worst neuron), else the RMS.
+    err = ({"v": jnp.array([1e6, 1e6]), "i": jnp.array([1e6, 1e6])},
+           {"phi": jnp.array([3.0, 0.0]), "i": jnp.array([1e6, 1e6])})
+    for options, expect in ((auto, 3.0), (SimOptions(error_norm="rms"), math.sqrt(4.5))):
+        pid = exact.solver_and_controller((lif, qif), options, jnp.float64)[1].inner
+        assert float(pid.norm(err)) == pytest.approx(expect)
+    assert SimOptions().get_controller(jnp.float64).norm(jnp.array([3.0, -4.0])) == 4.0
+    with pytest.raises(ValueError, match="error_norm must be"):
+        SimOptions(error_norm="l2")
 
 
 # ------------------------------------------------------ spike times are exact

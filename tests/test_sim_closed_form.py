@@ -74,3 +74,34 @@ def test_qif_period():
     n = int(count)
     assert n == int(100.0 // period)
     np.testing.assert_allclose(np.asarray(times[:n]), period * np.arange(1, n + 1), rtol=1e-7)
+
+
+def test_large_groups_of_simultaneous_inputs_sum_exactly():
+    """20 input spikes at one time (more than the loop gathers per iteration,
+    ``INPUT_CHUNK``), then 3 more: the voltage is the superposition of the PSPs of
+    the summed weights; a masked input projection delivers only what it connects."""
+    from eventax_dsl.sim import Network  # noqa: PLC0415
+    from eventax_dsl.sim.loop import INPUT_CHUNK  # noqa: PLC0415
+
+    n_in = 40
+    assert INPUT_CHUNK < 20
+    mask = np.ones((n_in, 2))
+    mask[:20, 1] = 0.0  # neuron 1 does not see the big group
+    pop = LIF.create(2, tau_mem=TAU_M, tau_syn=TAU_S, v_th=100.0)
+    net = Network.create([pop], n_in, [("input", 0, jnp.asarray(mask))], key=jr.key(3),
+                         weight_init=lambda k, s, d: jr.uniform(k, s, d, 0.1, 1.0))
+    w = np.asarray(net.weights[0]["w"])
+    t_in = np.full(n_in, np.inf)
+    t_in[:20], t_in[20:23] = 1.0, 4.0
+    times = jnp.linspace(0.0, 30.0, 31)
+    v = np.asarray(jax.jit(lambda n: n.state_at(jnp.asarray(t_in), times)["v"])(net))
+
+    def psp(s):
+        s = np.maximum(s, 0.0)
+        return TAU_S / (TAU_S - TAU_M) * (np.exp(-s / TAU_S) - np.exp(-s / TAU_M))
+
+    t = np.asarray(times)[:, None]
+    exact = (psp(t - 1.0) * (w[:20] * mask[:20]).sum(0)
+             + psp(t - 4.0) * (w[20:23] * mask[20:23]).sum(0))
+    np.testing.assert_allclose(v, exact, rtol=1e-7, atol=1e-10)  # Tsit5 at rtol 1e-8
+    assert np.abs(exact[:, 0]).max() > 1.0  # the big group really arrived

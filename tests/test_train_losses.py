@@ -309,20 +309,21 @@ def test_per_sample_clipping_is_exact_below_the_bound_and_bounds_each_sample():
     t0 = jnp.zeros((3,))
     readout = Readout(kind="integral", t_end=T_MAX)
     opts = SimOptions()
-    (loss, _), plain = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
+    (loss, _), plain = eqx.filter_jit(eqx.filter_value_and_grad(batch_loss, has_aux=True))(
         params, static, x, y, t0, readout, opts)
-    loss_c, _, loose = clipped_mean_grad(params, static, x, y, t0, readout, opts, 1e9)
+    clipped = eqx.filter_jit(clipped_mean_grad)  # the bound as an array: one compile for both
+    loss_c, _, loose = clipped(params, static, x, y, t0, readout, opts, jnp.asarray(1e9))
     np.testing.assert_allclose(float(loss_c), float(loss), rtol=1e-12)
     for a, b in zip(jax.tree_util.tree_leaves(loose), jax.tree_util.tree_leaves(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
     # each sample on its own, then clipped by hand
-    singles = [eqx.filter_grad(lambda p, i=i: batch_loss(p, static, x[i:i + 1], y[i:i + 1],
-                                                         t0[i:i + 1], readout, opts)[0])(params)
-               for i in range(3)]
+    single = eqx.filter_jit(eqx.filter_grad(
+        lambda p, xi, yi, ti: batch_loss(p, static, xi, yi, ti, readout, opts)[0]))
+    singles = [single(params, x[i:i + 1], y[i:i + 1], t0[i:i + 1]) for i in range(3)]
     norms = [float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree_util.tree_leaves(s))))
              for s in singles]
     c = 0.5 * min(norms)
-    _, _, tight = clipped_mean_grad(params, static, x, y, t0, readout, opts, c)
+    _, _, tight = clipped(params, static, x, y, t0, readout, opts, jnp.asarray(c))
     expect = jax.tree_util.tree_map(lambda *gs: sum(g * c / n for g, n in zip(gs, norms)) / 3, *singles)
     for a, b in zip(jax.tree_util.tree_leaves(tight), jax.tree_util.tree_leaves(expect)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)

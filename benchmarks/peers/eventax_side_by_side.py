@@ -135,10 +135,12 @@ OURS_ROWS = {
     "qif": [
         ("eventax-dsl defaults, f32", "float32", {}),
         ("eventax-dsl rtol = atol = 1e-7, f32", "float32", dict(rtol=1e-7, atol=1e-7)),
-        ("eventax-dsl all numeric (Tsit5, defaults), f32", "float32", dict(integrator="numeric")),
-        ("eventax-dsl all numeric, rtol = atol = 1e-7, f32", "float32",
-         dict(integrator="numeric", rtol=1e-7, atol=1e-7)),
+        ("eventax-dsl rtol = atol = 3e-8, root_tol 1e-7, f32", "float32",
+         dict(rtol=3e-8, atol=3e-8, root_tol=1e-7)),
+        ("eventax-dsl defaults but RMS error norm, f32", "float32", dict(error_norm="rms")),
         ("eventax-dsl defaults, f64", "float64", {}),
+        ("eventax-dsl rtol = atol = 3e-7, root_tol 1e-9, f64", "float64",
+         dict(rtol=3e-7, atol=3e-7, root_tol=1e-9)),
     ],
 }
 EVENTAX_ROWS = [

@@ -30,20 +30,22 @@ def _models():
     return mh
 
 
-def time_call(fn, *args, repeats):
+def time_call(fn, *args, repeats, with_output=False):
     """``(compile seconds, median seconds)``: the first call (compilation), then the
-    median wall time of ``repeats`` further calls (``block_until_ready``)."""
+    median wall time of ``repeats`` further calls (``block_until_ready``; ``nan``
+    when ``repeats`` is 0). ``with_output=True`` prepends the first call's output."""
     import jax  # noqa: PLC0415
 
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
+    out = jax.block_until_ready(fn(*args))
     compile_s = time.perf_counter() - t0
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn(*args))
         runs.append(time.perf_counter() - t0)
-    return compile_s, statistics.median(runs)
+    median = statistics.median(runs) if runs else float("nan")
+    return (out, compile_s, median) if with_output else (compile_s, median)
 
 
 def main(argv=None):

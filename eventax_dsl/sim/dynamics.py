@@ -144,7 +144,8 @@ def reset(populations, y: State, spiked: Masks) -> State:
     return tuple(out)
 
 
-def deliver(net: Network, y: State, sources: dict[int, jax.Array], blocked: Masks) -> State:
+def deliver(net: Network, y: State, sources: dict[int, jax.Array], blocked: Masks,
+            direct: dict[int, tuple[dict[str, jax.Array], jax.Array]] | None = None) -> State:
     """Deliver spikes: ``sources[src]`` is a float ``(n_src,)`` array of spike counts
     (0/1 for a population, counts for the external input ``-1``).
 
@@ -153,25 +154,38 @@ def deliver(net: Network, y: State, sources: dict[int, jax.Array], blocked: Mask
     neurons that actually receive a spike (a synapse from a spiking source) and are
     not ``blocked`` (refractory) are updated, so a model whose input rule has a
     constant part is not triggered by silence.
+
+    ``direct[j]``: for projection ``j``, its already summed input per channel and
+    the mask of the neurons it reaches (the event loop passes the external input
+    this way, see :meth:`~eventax_dsl.sim.schedule.InputSchedule.chunk`); such a
+    projection ignores ``sources``.
     """
+    direct = direct or {}
     acc: dict[int, dict[str, jax.Array]] = {}
     hit: dict[int, jax.Array] = {}
+
+    def add(dst, contribs, receives):
+        summed = acc.setdefault(dst, {})
+        for name, contrib in contribs.items():
+            summed[name] = summed[name] + contrib if name in summed else contrib
+        hit[dst] = hit[dst] | receives if dst in hit else receives
+
     for j, (src, dst) in enumerate(net.projections):
+        pop = net.populations[dst]
+        if j in direct:
+            add(dst, *direct[j])
+            continue
         if src not in sources:
             continue
         counts = sources[src]
         weights = net.effective_weights(j)
-        pop = net.populations[dst]
-        summed = acc.setdefault(dst, {})
-        for c in type(pop).CHANNELS:
-            contrib = jnp.tensordot(counts, weights[c.name], axes=1)
-            summed[c.name] = summed[c.name] + contrib if c.name in summed else contrib
         mask = net.masks[j]
         if mask is None:
             receives = jnp.broadcast_to(jnp.any(counts > 0), (pop.n,))
         else:
             receives = (counts @ mask) > 0
-        hit[dst] = hit[dst] | receives if dst in hit else receives
+        add(dst, {c.name: jnp.tensordot(counts, weights[c.name], axes=1)
+                  for c in type(pop).CHANNELS}, receives)
     out = list(y)
     for dst, summed in acc.items():
         pop = net.populations[dst]

@@ -84,7 +84,7 @@ exactly and why.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import diffrax as dfx
 import equinox as eqx
@@ -264,12 +264,14 @@ class ExactSolver(dfx.AbstractAdaptiveSolver):
 
 
 class _NumericNorm(eqx.Module):
-    """RMS norm over the numeric states only (the exact ones have no error)."""
+    """``norm`` (the options' error norm) over the numeric states only (the exact ones
+    have no error)."""
 
     keys: tuple = eqx.field(static=True)
+    norm: Callable = eqx.field(static=True)
 
     def __call__(self, tree):
-        return optx.rms_norm(_split(tree, self.keys)[1])
+        return self.norm(_split(tree, self.keys)[1])
 
 
 # ------------------------------------------------------------ step-size control
@@ -616,5 +618,5 @@ def solver_and_controller(populations, options: SimOptions, dtype):
         return ExactSolver(keys, None), controller
     inner = options.get_controller(dtype)
     if isinstance(inner, dfx.PIDController):
-        inner = eqx.tree_at(lambda c: c.norm, inner, _NumericNorm(keys))
+        inner = eqx.tree_at(lambda c: c.norm, inner, _NumericNorm(keys, options.get_error_norm()))
     return ExactSolver(keys, options.get_solver()), ExactStepController(inner, **guard)

@@ -102,6 +102,10 @@ SPIKE_BUFFER = 2
 SOLVER = 3
 NAN_BASE = 4  # NAN_BASE + k: state variable k (see dynamics.state_variable_names)
 
+#: Input spikes gathered per loop iteration (a larger group of simultaneous input
+#: spikes takes several zero-length iterations; see the body of :func:`simulate`).
+INPUT_CHUNK = 16
+
 
 class SimResult(eqx.Module):
     """Everything one simulation returns (one sample).
@@ -133,6 +137,7 @@ class _Carry(eqx.Module):
     t: jax.Array
     y: tuple
     ptr: jax.Array
+    pending: tuple
     obs_ptr: jax.Array
     refr_until: tuple
     armed: tuple
@@ -331,6 +336,20 @@ def simulate(
             "mixes in a default-precision literal.)"
         )
     sched = make_schedule(input_times, net.in_size, dtype)
+    # The external input is delivered by gathering the weight rows of its sources,
+    # at most `width` per loop iteration (InputSchedule.chunk); a larger group of
+    # simultaneous input spikes is summed in `pending` over several zero-length
+    # iterations and applied once, when it is complete.
+    width = max(1, min(sched.size, INPUT_CHUNK))
+    inputs = tuple(
+        (j, dst, net.effective_weights(j), net.masks[j])
+        for j, (src, dst) in enumerate(net.projections) if src == -1
+    )
+    pending0 = tuple(
+        ({k: jnp.zeros(w.shape[1:], dtype) for k, w in weights.items()},
+         jnp.zeros((pops[dst].n,), bool))
+        for _, dst, weights, _ in inputs
+    )
     t_end = jnp.asarray(t_end, dtype)
     obs_order = None
     if obs_times is not None:
@@ -370,6 +389,7 @@ def simulate(
         t=jnp.zeros((), dtype),
         y=y0,
         ptr=jnp.zeros((), jnp.int32),
+        pending=pending0,
         obs_ptr=jnp.zeros((), jnp.int32),
         refr_until=tuple(full(p.n, -jnp.inf) for p in pops),
         armed=tuple(jnp.ones((p.n,), bool) for p in pops),
@@ -476,13 +496,25 @@ def simulate(
         # ---- apply: reset, then deliver spikes and inputs
         y2 = dyn.reset(pops, y1, spiked)
         sources = {p: s.astype(dtype) for p, s in enumerate(spiked) if type(pops[p]).SPIKING}
-        sources[-1] = sched.counts_at(t_in, net.in_size) * is_input.astype(dtype)
+        src_idx, valid, n_take, complete = sched.chunk(c.ptr, t_in, width)
+        take = (valid & is_input).astype(dtype)
+        apply_now = is_input & complete
+        direct, pending = {}, []
+        for (j, dst, weights, mask), (sums, reach) in zip(inputs, c.pending):
+            sums = {k: sums[k] + jnp.tensordot(take, w[src_idx], axes=1) for k, w in weights.items()}
+            if mask is None:
+                reach = reach | (n_take > 0) & is_input
+            else:
+                reach = reach | ((take @ mask[src_idx].astype(dtype)) > 0)
+            direct[j] = ({k: jnp.where(apply_now, v, 0.0) for k, v in sums.items()}, reach & apply_now)
+            keep = is_input & ~complete
+            pending.append(({k: jnp.where(keep, v, 0.0) for k, v in sums.items()}, reach & keep))
         blocked = tuple(
             (r > t1) if type(p).REFRACTORY else jnp.zeros((p.n,), bool)
             for p, r in zip(pops, refr_until)
         )
-        y2 = dyn.deliver(net, y2, sources, blocked)
-        ptr = c.ptr + jnp.where(is_input, sched.n_at(t_in).astype(jnp.int32), 0)
+        y2 = dyn.deliver(net, y2, sources, blocked, direct)
+        ptr = c.ptr + jnp.where(is_input, n_take, 0)
 
         # ---- disarm the neurons that spiked, until their condition falls below
         # -margin: the margin is 100x what the root tolerance leaves of the
@@ -515,6 +547,7 @@ def simulate(
             t=t1,
             y=y2,
             ptr=ptr,
+            pending=tuple(pending),
             obs_ptr=obs_ptr,
             refr_until=refr_until,
             armed=armed,
