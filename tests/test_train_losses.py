@@ -185,10 +185,13 @@ def test_with_quadrature_validation_and_caching():
 
 
 def test_quadrature_is_closed_form_for_linear_models_and_matches_numeric():
-    """LI's quadrature states are solved by the matrix exponential (closed-form path),
-    also at tau_syn == tau_mem, and agree with the numeric path at tight tolerance;
-    QIF (not linear) keeps them numeric."""
+    """LI's quadrature states are solved in closed form (two small solves on the model's
+    own flow, since LI's generator is invertible), also at tau_syn == tau_mem, and agree
+    with the numeric path at tight tolerance; QIF (not linear) keeps them numeric."""
+    from eventax_dsl.train.quadrature import _invertible_generator  # noqa: PLC0415
+
     LI, QIF = load_model("li"), load_model("qif")
+    assert _invertible_generator(LI, 30.0)
     assert set(QUADRATURE_STATES) <= set(with_quadrature(LI, "v", 30.0).EXACT_STATES)
     assert not set(QUADRATURE_STATES) & set(with_quadrature(QIF, "v", 30.0).EXACT_STATES)
     pop = LI.create(3, tau_mem=10.0, tau_syn=jnp.array([10.0, 10.0 * (1 + 1e-7), 3.0]),

@@ -41,11 +41,21 @@ simulator's closed-form path (no ODE solver at all, see
 ``q_exp'``  ``c . z + d q_w``
 ==========  ===================================
 
-is linear with constant coefficients, so one matrix exponential
-(:func:`jax.scipy.linalg.expm`, scaling and squaring: exact to rounding, also at
-coincident time constants) advances it over any interval (Van Loan's
-construction of integrals of matrix exponentials). ``z`` needs no state of its
-own: it equals ``x q_w`` at the start of every interval. Whether ``V`` is affine
+is linear with constant coefficients. When ``A`` and ``A - I / tau`` are invertible
+(every exact state leaks, as in ``li`` and ``lif``; checked at the default parameters
+when the class is created), integrating ``x' = A x + b`` over ``[0, dt]`` gives
+``x1 - x0 = A int(x) + b dt``, and likewise for ``u = x exp(-s / tau)``, so the
+integrals are two small linear solves on ``x1``, the model's own closed form:
+exact to rounding, also at coincident time constants (the model's flow handles
+those). Otherwise (and while a refractory neuron is clamped, which makes ``A``
+singular) one matrix exponential of the augmented system
+(:func:`jax.scipy.linalg.expm`; Van Loan's construction of integrals of matrix
+exponentials) advances it. The solves are much cheaper: on MNIST 784-200-10
+LIF→LI with the exp-integral loss (batch 16, one core) a forward+backward step
+took 9.5 s with the matrix exponential and 1.4 s with the solves, because under
+``vmap`` every Padé branch and all squarings of ``expm`` run for every neuron at
+every event. ``z`` needs no state of its own: it equals ``x q_w`` at the start of
+every interval. Whether ``V`` is affine
 is checked numerically when the class is created (the Jacobian of ``V`` at two
 random states with the model's default parameters must agree); if it is not,
 the quadrature states are integrated numerically as before.
@@ -115,6 +125,7 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
 
     own = model.state_names()
     exact = _affine_in_exact_states(model, observable)
+    solvable = exact and _invertible_generator(model, tau)
 
     def split(s):
         return {k: s[k] for k in own}, {k: s[k] for k in QUADRATURE_STATES}
@@ -165,18 +176,7 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         n = len(E)
         dtype = jnp.result_type(*(base[k] for k in E))
 
-        def at(xv):
-            return {**base, **{k: xv[j] for j, k in enumerate(E)}}
-
-        def field(xv):
-            f = model.dynamics(self, p, at(xv))
-            return jnp.stack([jnp.zeros((), dtype) if (clamped and k in model.CLAMPED) else f[k]
-                              for k in E])
-
-        zero = jnp.zeros((n,), dtype)
-        A, b = jax.jacfwd(field)(zero), field(zero)
-        value = lambda xv: observed(self, p, at(xv))  # noqa: E731
-        c, d = jax.grad(value)(zero), value(zero)
+        A, b, c, d = _affine_parts(model, self, p, base, dt, clamped, observed)
         # augmented order: x (n), 1, q_int, q_w, z (n), q_exp
         m = 2 * n + 4
         one, qi, qw, z, qe = n, n + 1, n + 2, n + 3, 2 * n + 3
@@ -193,9 +193,26 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         w1 = jax.scipy.linalg.expm(M * dt) @ w0
         return {"q_int": w1[qi], "q_w": q["q_w"] * jnp.exp(-dt / tau), "q_exp": w1[qe]}
 
+    def solved_quadrature(self, p, base, base1, q, dt):
+        # x' = A x + b integrated over [0, dt] gives x1 - x0 = A int(x) + b dt, and
+        # u = x exp(-s/tau) gives u1 - u0 = (A - I/tau) int(u) + b tau (1 - exp(-dt/tau)):
+        # two small solves, with x1 from the model's own closed form (module docs)
+        E = model.EXACT_STATES
+        dtype = jnp.result_type(*(base[k] for k in E))
+        A, b, c, d = _affine_parts(model, self, p, base, dt, False, observed)
+        x0, x1 = jnp.stack([base[k] for k in E]), jnp.stack([base1[k] for k in E])
+        decay, rise = jnp.exp(-dt / tau), -jnp.expm1(-dt / tau)
+        ix = jnp.linalg.solve(A, x1 - x0 - b * dt)
+        iu = jnp.linalg.solve(A - jnp.eye(len(E), dtype=dtype) / tau, decay * x1 - x0 - b * tau * rise)
+        return {"q_int": q["q_int"] + c @ ix + d * dt, "q_w": q["q_w"] * decay,
+                "q_exp": q["q_exp"] + q["q_w"] * (c @ iu + d * tau * rise)}
+
     def flow(self, p, s, dt):
         base, q = split(s)
-        return {**model.flow(self, p, base, dt), **quadrature_flow(self, p, base, q, dt, False)}
+        base1 = model.flow(self, p, base, dt)
+        if solvable:
+            return {**base1, **solved_quadrature(self, p, base, base1, q, dt)}
+        return {**base1, **quadrature_flow(self, p, base, q, dt, False)}
 
     def flow_clamped(self, p, s, dt):
         base, q = split(s)
@@ -225,6 +242,45 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
     cls = type(model)(f"{model.__name__}Quadrature", (model,), namespace)
     _CACHE[key] = cls
     return cls
+
+
+def _affine_parts(model, pop, p, base, dt, clamped, observed):
+    """``A, b, c, d`` of ``x' = A x + b`` and ``V = c . x + d`` over the exact states
+    (``CLAMPED`` rows zero when ``clamped``), from the model's own ``dynamics`` and
+    observable by forward-mode differentiation at ``x = 0``."""
+    E = model.EXACT_STATES
+    dtype = jnp.result_type(*(base[k] for k in E))
+
+    def at(xv):
+        return {**base, **{k: xv[j] for j, k in enumerate(E)}}
+
+    def field(xv):
+        f = model.dynamics(pop, p, at(xv))
+        return jnp.stack([jnp.zeros((), dtype) if (clamped and k in model.CLAMPED) else f[k]
+                          for k in E])
+
+    zero = jnp.zeros((len(E),), dtype)
+    value = lambda xv: observed(pop, p, at(xv))  # noqa: E731
+    return jax.jacfwd(field)(zero), field(zero), jax.grad(value)(zero), value(zero)
+
+
+def _invertible_generator(model: type[NeuronModel], tau: float) -> bool:
+    """Are ``A`` and ``A - I / tau`` (module docs) well conditioned at the model's default
+    parameters? Then the quadrature needs two small solves instead of a matrix
+    exponential. True for every model whose exact states all leak (``li``, ``lif``)."""
+    try:
+        pop = model.create(1)
+        p = {k: v[0] for k, v in pop.params.items()}
+        dtype = jnp.result_type(float)
+        E = model.EXACT_STATES
+        base = {k: jnp.zeros((), dtype) for k in E}
+        A = _affine_parts(model, pop, p, base, 0.0, False, lambda *_: jnp.zeros((), dtype))[0]
+        bound = 1e-3 / float(jnp.finfo(dtype).eps)
+        eye = np.eye(len(E))
+        return all(np.isfinite(np.linalg.cond(np.asarray(m, float))) and
+                   np.linalg.cond(np.asarray(m, float)) < bound for m in (A, np.asarray(A) - eye / tau))
+    except Exception:  # noqa: BLE001 - anything unexpected: keep the matrix exponential
+        return False
 
 
 def _affine_in_exact_states(model: type[NeuronModel], observable: str) -> bool:
