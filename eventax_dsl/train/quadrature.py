@@ -176,7 +176,7 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         n = len(E)
         dtype = jnp.result_type(*(base[k] for k in E))
 
-        A, b, c, d = _affine_parts(model, self, p, base, dt, clamped, observed)
+        A, b, c, d = _affine_parts(model, self, p, base, clamped, observed)
         # augmented order: x (n), 1, q_int, q_w, z (n), q_exp
         m = 2 * n + 4
         one, qi, qw, z, qe = n, n + 1, n + 2, n + 3, 2 * n + 3
@@ -199,7 +199,7 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         # two small solves, with x1 from the model's own closed form (module docs)
         E = model.EXACT_STATES
         dtype = jnp.result_type(*(base[k] for k in E))
-        A, b, c, d = _affine_parts(model, self, p, base, dt, False, observed)
+        A, b, c, d = _affine_parts(model, self, p, base, False, observed)
         x0, x1 = jnp.stack([base[k] for k in E]), jnp.stack([base1[k] for k in E])
         decay, rise = jnp.exp(-dt / tau), -jnp.expm1(-dt / tau)
         ix = jnp.linalg.solve(A, x1 - x0 - b * dt)
@@ -244,7 +244,7 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
     return cls
 
 
-def _affine_parts(model, pop, p, base, dt, clamped, observed):
+def _affine_parts(model, pop, p, base, clamped, observed):
     """``A, b, c, d`` of ``x' = A x + b`` and ``V = c . x + d`` over the exact states
     (``CLAMPED`` rows zero when ``clamped``), from the model's own ``dynamics`` and
     observable by forward-mode differentiation at ``x = 0``."""
@@ -274,11 +274,10 @@ def _invertible_generator(model: type[NeuronModel], tau: float) -> bool:
         dtype = jnp.result_type(float)
         E = model.EXACT_STATES
         base = {k: jnp.zeros((), dtype) for k in E}
-        A = _affine_parts(model, pop, p, base, 0.0, False, lambda *_: jnp.zeros((), dtype))[0]
+        A = np.asarray(_affine_parts(model, pop, p, base, False, lambda *_: jnp.zeros((), dtype))[0], float)
         bound = 1e-3 / float(jnp.finfo(dtype).eps)
-        eye = np.eye(len(E))
-        return all(np.isfinite(np.linalg.cond(np.asarray(m, float))) and
-                   np.linalg.cond(np.asarray(m, float)) < bound for m in (A, np.asarray(A) - eye / tau))
+        conds = [np.linalg.cond(m) for m in (A, A - np.eye(len(E)) / tau)]
+        return all(np.isfinite(c) and c < bound for c in conds)
     except Exception:  # noqa: BLE001 - anything unexpected: keep the matrix exponential
         return False
 
