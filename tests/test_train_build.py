@@ -1,5 +1,6 @@
 """Training set-up without simulation: model lookup, config, read-outs, calibration search."""
 
+import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -9,10 +10,14 @@ from eventax_dsl.train import Readout, TrainConfig, load_model, resolve_model
 from eventax_dsl.train.build import (
     HIDDEN_BAND,
     RATE_CAP,
+    TIME_FLOOR,
     apply_gains,
     build_network,
     calibrate,
+    time_constant_floors,
 )
+from eventax_dsl.train.engine import apply_floors
+from eventax_dsl.sim import trainable
 from eventax_dsl.train.config import MODEL_DIR
 
 
@@ -57,6 +62,30 @@ def _net():
     LIF, LI = load_model("lif"), load_model("li")
     return build_network("yinyang", LIF, LIF, (20,), 5, 3, key=jr.key(0), dtype=jnp.float32,
                          readout=Readout("ttfs")), LI
+
+
+def test_time_constants_are_floored_after_a_step_and_nothing_else_is():
+    LIF, LI = load_model("lif"), load_model("li")
+    net = build_network("yinyang", LIF, LI, (4,), 5, 3, key=jr.key(0), dtype=jnp.float32,
+                        readout=Readout("exp-integral"))
+    floors = time_constant_floors(net)
+    # tau_mem = 10 ms, tau_syn = 5 ms in both models; bias (unit 1) and v_th (fixed) excluded
+    want = [(p, "tau_mem", TIME_FLOOR * 10.0) for p in (0, 1)] + \
+        [(p, "tau_syn", TIME_FLOOR * 5.0) for p in (0, 1)]
+    assert sorted(floors) == sorted(want)
+    assert time_constant_floors(build_network(
+        "yinyang", load_model("eif"), LI, (4,), 5, 3, key=jr.key(0), dtype=jnp.float32,
+        readout=Readout("max")))[0][0] == 1  # eif learns only its bias (nA): no floor there
+    params, _ = eqx.partition(net, trainable(net))
+    bad = eqx.tree_at(lambda n: n.populations[1].params["tau_mem"], params,
+                      jnp.array([-0.5, 0.05, 3.0]))
+    bad = eqx.tree_at(lambda n: n.populations[1].params["bias"], bad, jnp.array([-2.0, 0.0, 1.0]))
+    out = apply_floors(bad, floors)
+    np.testing.assert_allclose(np.asarray(out.populations[1].params["tau_mem"]), [0.1, 0.1, 3.0])
+    np.testing.assert_array_equal(np.asarray(out.populations[1].params["bias"]), [-2.0, 0.0, 1.0])
+    # parameters that are not trained (None in the partition) are skipped
+    weights_only, _ = eqx.partition(net, lambda x: False)
+    assert apply_floors(weights_only, floors) is weights_only
 
 
 def _gain(net, ref, index):

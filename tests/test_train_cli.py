@@ -49,7 +49,8 @@ def _check_run_dir(out: Path, epochs: int, plots=("curves", "raster", "voltages"
 
 
 def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
-    args = ["yinyang", "--model", "lif", "--hidden", "6", *TINY]
+    # with the silent-target term: its quadrature read-out in training and evaluation
+    args = ["yinyang", "--model", "lif", "--hidden", "6", "--silent-push", "1.0", *TINY]
     traces = eqx.debug.get_num_traces(engine.train_step)
     # uninterrupted: 2 epochs
     assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
@@ -86,6 +87,7 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
         (["yinyang", "--resume", "{tmp}"], "no checkpoint.json there"),
         (["xor", "--hidden", "4", "4"], "one recurrent hidden population"),
         (["yinyang", "--train-size", "4", "--batch", "8"], "fewer than one batch"),
+        (["yinyang", "--loss", "max", "--silent-push", "1"], "silent_push applies to the ttfs"),
     ],
 )
 def test_clear_errors(tmp_path, capsys, argv, message):

@@ -74,6 +74,78 @@ def test_ttfs_loss_matches_formula_and_handles_silent_outputs():
     np.testing.assert_array_equal(np.asarray(ttfs_predict(jnp.asarray(t))), [0, -1, 1])
 
 
+def test_silent_target_term_acts_only_where_the_target_never_spiked():
+    t = np.array([[3.0, 5.0, np.inf], [np.inf, np.inf, np.inf], [12.0, np.inf, 9.0]])
+    v = np.array([[0.9, 0.2, -0.3], [0.1, 0.4, 0.6], [0.5, -1.2, 0.8]])
+    y = np.array([0, 2, 1])  # target spiked, silent (v = 0.6), silent (v = -1.2)
+    beta = 0.7
+    base = _ttfs_reference(t, y, T_MAX, 0.5, 6.4, 3e-3)
+    push = beta * np.log1p(np.exp(-np.array([0.6, -1.2])))
+    got = ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX, v_mean=jnp.asarray(v),
+                    silent_push=beta)
+    np.testing.assert_allclose(float(got), base + push.sum() / 3, rtol=1e-13)
+    gv = np.asarray(jax.grad(lambda m: ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX,
+                                                 v_mean=m, silent_push=beta))(jnp.asarray(v)))
+    want = np.zeros_like(v)  # d/dv softplus(-v) = -sigmoid(-v), on the silent targets only
+    want[1, 2] = -beta / (1 + np.exp(0.6)) / 3
+    want[2, 1] = -beta / (1 + np.exp(-1.2)) / 3
+    np.testing.assert_allclose(gv, want, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="needs v_mean"):
+        ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX, silent_push=beta)
+    with pytest.raises(ValueError, match="ttfs loss only"):
+        Readout(kind="max", silent_push=1.0)
+
+
+def test_silent_target_push_through_simulation_closed_form_and_finite_differences():
+    """2 inputs -> 3 LIF outputs, float64: output 0 spikes, output 1 stays below threshold.
+
+    With the silent output as the label, the read-out's mean voltage equals the
+    closed-form mean of the summed PSPs, and the gradient of the loss (spike-time
+    terms + silent-target term) matches central finite differences.
+    """
+    LIF = load_model("lif")
+    tm, ts = 10.0, 5.0
+    pop = LIF.create(3, tau_mem=tm, tau_syn=ts)
+    net = Network.create([pop], 2, [("input", 0)], key=jr.key(0))
+    w = jnp.array([[6.0, 0.8, 0.5], [5.0, 0.9, 0.4]])  # 0 spikes; 1 and 2 peak below 1
+    net = attach_quadrature(eqx.tree_at(lambda n: n.weights[0]["w"], net, w), "v", T_MAX)
+    x = jnp.array([2.0, 6.0])
+    readout = Readout(kind="ttfs", t_end=T_MAX, silent_push=1.0)
+    opts = SimOptions(rtol=1e-12, atol=1e-12)
+    scores = jax.jit(lambda n: readout.forward(n, x, jnp.asarray(0.0), opts))(net)
+    t_first, v_mean = np.asarray(scores)
+    assert np.isfinite(t_first[0]) and not np.isfinite(t_first[1:]).any()
+
+    def psp_integral(wk, tk):  # int_{tk}^{T} of w ts/(ts-tm) (e^{-s/ts} - e^{-s/tm}), s = t - tk
+        d = T_MAX - tk
+        return wk * ts / (ts - tm) * (ts * (1 - np.exp(-d / ts)) - tm * (1 - np.exp(-d / tm)))
+
+    for j in (1, 2):
+        want = sum(psp_integral(float(w[k, j]), float(x[k])) for k in range(2)) / T_MAX
+        np.testing.assert_allclose(v_mean[j], want, rtol=1e-10)
+
+    y = jnp.array([1])
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+
+    def loss(p):
+        return readout.loss(readout.forward(eqx.combine(p, static), x, jnp.asarray(0.0), opts)[None], y)
+
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    _, grads = value_and_grad(params)
+    gw = np.asarray(grads.weights[0]["w"])
+    assert np.all(gw[:, 1] < 0), gw  # raising the silent target's input weights lowers the loss
+    h = 1e-5
+    d = jr.normal(jr.key(3), w.shape, w.dtype).at[:, 0].set(0.0)  # keep output 0's spike regular
+    select = lambda p: p.weights[0]["w"]
+    plus = eqx.tree_at(select, params, select(params) + h * d)
+    minus = eqx.tree_at(select, params, select(params) - h * d)
+    fd = (float(value_and_grad(plus)[0]) - float(value_and_grad(minus)[0])) / (2 * h)
+    ad = float(jnp.sum(grads.weights[0]["w"] * d))
+    assert abs(ad - fd) <= 1e-6 * max(abs(fd), 1e-3), (ad, fd)
+    # the spiking output's first spike time gets the usual exact gradient as well
+    assert np.all(gw[:, 0] != 0)
+
+
 def test_ttfs_and_cross_entropy_gradients_vs_finite_differences():
     t = jr.uniform(jr.key(1), (4, 3), jnp.float64, 2.0, 20.0)
     y = jnp.array([0, 1, 2, 1])

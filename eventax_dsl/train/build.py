@@ -31,6 +31,14 @@ spikes per (sample, neuron) is at most ``RATE_CAP = 4`` (no tonic firing). A
 gain at which the simulation fails (spike buffer full) counts as too strong.
 Populations downstream of the one being calibrated are silenced meanwhile
 (their input gain is 0).
+
+**Time constants stay positive.** Gradient steps know nothing about physics: on
+Yin-Yang LIF -> LI with the exp-integral loss (lr 5e-3), the read-out's
+``tau_mem`` fell from 10 ms to below 0 within 14 epochs, and the simulation
+stopped with NaN. :func:`time_constant_floors` lists every learnable parameter
+with the dimension of time (from its unit) and a positive default; after each
+optimiser step the trainer clips it to at least ``TIME_FLOOR`` times that
+default (a projected gradient step).
 """
 
 from __future__ import annotations
@@ -42,16 +50,19 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from ..checker.units import TIME, UnitError, parse_unit
 from ..sim import FeedForward, Network, normal_init
 from .quadrature import attach_quadrature
 
-__all__ = ["apply_gains", "build_network", "calibrate"]
+__all__ = ["apply_gains", "build_network", "calibrate", "time_constant_floors"]
 
 #: Target band of the active fraction (sample, neuron) for hidden / output populations.
 HIDDEN_BAND = (0.4, 0.95)
 OUTPUT_BAND = (0.9, 1.0)
 #: Largest mean number of spikes per (sample, neuron) accepted: more counts as too strong.
 RATE_CAP = 4.0
+#: Learnable time constants are kept at or above this fraction of the model's default.
+TIME_FLOOR = 0.01
 
 
 def _init_for(model, recurrent: bool = False):
@@ -65,7 +76,8 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
     """The network of a run (module docs), with ungained initial weights.
 
     ``readout``: the :class:`~eventax_dsl.train.readout.Readout`; for a voltage
-    loss the output population gets quadrature states.
+    loss (and for TTFS with ``silent_push``) the output population gets quadrature
+    states.
     """
     if readout is not None and not readout.voltage and not readout_model.SPIKING:
         raise ValueError(
@@ -73,7 +85,7 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
             f"{readout_model.NAME} does not spike; use a voltage loss (max, integral, "
             "exp-integral) or a spiking --readout-model"
         )
-    if readout is not None and readout.voltage and readout.observable not in readout_model.OBSERVABLES:
+    if readout is not None and readout.quadrature and readout.observable not in readout_model.OBSERVABLES:
         raise ValueError(
             f"the {readout.kind} loss reads the observable {readout.observable!r}, but the "
             f"read-out model {readout_model.NAME} observes only: "
@@ -91,7 +103,7 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
         models = [hidden_model] * len(hidden) + [readout_model]
         net = FeedForward(models, list(hidden) + [n_classes], in_size, key=key, dtype=dtype,
                           weight_init=[_init_for(m) for m in models])
-    if readout is not None and readout.voltage:
+    if readout is not None and readout.quadrature:
         net = attach_quadrature(net, readout.observable, readout.tau)
     return net
 
@@ -167,6 +179,28 @@ def calibrate(net: Network, activity: Callable[[Network], np.ndarray], *, max_ev
                 f"active fraction {f:.2f} (target {band[0]}-{band[1]}), "
                 f"{rate:.2f} spikes per neuron and sample (at most {RATE_CAP})")
     return apply_gains(net, gains), gains
+
+
+def time_constant_floors(net: Network) -> tuple[tuple[int, str, float], ...]:
+    """``(population, parameter, lower bound)`` for every learnable time constant of ``net``.
+
+    A time constant is a learnable parameter whose unit has the dimension of time
+    (``ms``, ``s``, ...) and whose default is positive; its bound is ``TIME_FLOOR``
+    times the default. The result is hashable (a static argument of the training step).
+    """
+    floors = []
+    for p, pop in enumerate(net.populations):
+        for spec in type(pop).PARAMETERS:
+            if not spec.learnable or spec.name not in pop.params:
+                continue
+            try:
+                time_like = parse_unit(spec.unit)[1] == TIME
+            except UnitError:
+                time_like = False
+            default = np.min(np.asarray(spec.default, float))
+            if time_like and default > 0:
+                floors.append((p, spec.name, float(TIME_FLOOR * default)))
+    return tuple(floors)
 
 
 def init_key(seed: int):

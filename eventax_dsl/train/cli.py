@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tau0", type=float, default=S, help="ttfs softmax temperature, ms (0.5)")
     g.add_argument("--tau1", type=float, default=S, help="ttfs regulariser time constant, ms (6.4)")
     g.add_argument("--alpha", type=float, default=S, help="ttfs regulariser weight (3e-3)")
+    g.add_argument("--silent-push", type=float, default=S,
+                   help="ttfs: weight of the term that raises a silent target's mean voltage "
+                        "(0: off; docs/training.md)")
     g.add_argument("--max-grid", type=int, default=S, help="max loss: grid points (50)")
     g.add_argument("--no-hermite", dest="hermite", action="store_false", default=S,
                    help="max loss: no cubic Hermite refinement between grid points")

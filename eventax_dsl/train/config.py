@@ -85,7 +85,7 @@ class TrainConfig:
     **Simulation**: ``amos`` (at most one spike per neuron), ``x64``,
     ``max_spikes_per_neuron`` (spike buffer / event budget), ``rtol``/``atol``.
 
-    **Loss details**: ``tau0``, ``tau1``, ``alpha`` (TTFS), ``max_grid`` and
+    **Loss details**: ``tau0``, ``tau1``, ``alpha``, ``silent_push`` (TTFS), ``max_grid`` and
     ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``).
 
     **Initialisation**: ``init_gain``: ``"auto"`` calibrates one gain per
@@ -120,6 +120,7 @@ class TrainConfig:
     tau0: float = 0.5
     tau1: float = 6.4
     alpha: float = 3e-3
+    silent_push: float = 0.0
     max_grid: int = 50
     hermite: bool = True
     exp_tau: float | None = None
@@ -162,10 +163,14 @@ class TrainConfig:
             ("t_max", cfg.t_max > 0), ("hidden", len(cfg.hidden) >= 1
                                                                   and min(cfg.hidden) >= 1),
             ("plot_points", cfg.plot_points >= 2),
+            ("silent_push", cfg.silent_push >= 0),
         ]
         for name, ok in checks:
             if not ok:
                 raise ValueError(f"invalid {name}: {getattr(cfg, name)!r}")
+        if cfg.silent_push and cfg.loss != "ttfs":
+            raise ValueError(f"silent_push applies to the ttfs loss only, not {cfg.loss}: the "
+                             "voltage losses already have a gradient for every output")
         if cfg.task == "xor" and len(cfg.hidden) != 1:
             raise ValueError(f"xor uses one recurrent hidden population; got hidden={cfg.hidden}")
         if cfg.devices is not None:

@@ -93,11 +93,13 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests check for recompiles)
 def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
-               sample_clip=None):
+               sample_clip=None, floors=()):
     """One AdamW step on a batch: ``(params, opt_state, loss, accuracy)``.
 
     With ``sample_clip`` (a float, static) every sample's gradient is scaled down to
     norm at most ``sample_clip`` before the batch average (:func:`clipped_mean_grad`).
+    ``floors`` (static; :func:`~eventax_dsl.train.build.time_constant_floors`): after
+    the update each listed parameter is clipped to at least its bound.
     """
     if sample_clip is None:
         (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
@@ -108,7 +110,18 @@ def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
                                              sample_clip)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
-    return params, opt_state, loss, acc
+    return apply_floors(params, floors), opt_state, loss, acc
+
+
+def apply_floors(params, floors):
+    """``params`` with ``populations[p].params[name]`` raised to at least ``bound``
+    for each ``(p, name, bound)`` in ``floors`` (skipped where not trained)."""
+    for p, name, bound in floors:
+        value = params.populations[p].params.get(name)
+        if value is not None:
+            params = eqx.tree_at(lambda n: n.populations[p].params[name], params,
+                                 jnp.maximum(value, jnp.asarray(bound, value.dtype)))
+    return params
 
 
 # ---------------------------------------------------------------------- eval
@@ -156,10 +169,11 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
             parts.append(jnp.where(is_plot, plot_times, jnp.zeros_like(plot_times)))
         obs = jnp.concatenate(parts) if parts else None
         res = simulate(net, xi, readout.t_end, options=options, obs_times=obs, record_spikes=True)
+        mine = None if not n_obs else {k: v[:n_obs] for k, v in res.observed.items()}
         if readout.voltage:
-            scores = readout.logits({k: v[:n_obs] for k, v in res.observed.items()}, ti)
+            scores = readout.logits(mine, ti)
         else:
-            scores = res.first_spike[net.output]
+            scores = readout.ttfs_scores(res.first_spike[net.output], mine)
         ids = jnp.where(res.spike_ids >= 0, res.spike_ids, n_neurons)
         counts = jnp.zeros((n_neurons,), jnp.int32).at[ids].add(1, mode="drop")
         first = jnp.min(res.first_spike[first_pop], initial=jnp.inf)

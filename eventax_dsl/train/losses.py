@@ -80,6 +80,8 @@ def ttfs_loss(
     tau0: float = 0.5,
     tau1: float = 6.4,
     alpha: float = 3e-3,
+    v_mean=None,
+    silent_push: float = 0.0,
     reduce: bool = True,
 ):
     """Time-to-first-spike loss of Wunderlich & Pehle (2021), eq. (13).
@@ -96,15 +98,37 @@ def ttfs_loss(
 
     **Silent outputs.** A neuron that never spiked has ``t = inf``; it is replaced
     by ``t_max`` with :func:`finite_times` before anything else, so the loss is
-    finite and its gradient NaN-free; a silent neuron gets no gradient (it does
-    not move towards spiking), so initialise the network so that outputs spike.
+    finite and its gradient NaN-free. A silent neuron's spike time has no
+    gradient: nothing in the two terms above moves it towards spiking, and a
+    sample whose target never spikes teaches the network nothing about its
+    target. Initialise the network so that outputs spike, and/or add
+
+    **the silent-target term** (``silent_push = beta > 0``; needs ``v_mean``, the
+    mean over ``[0, t_max]`` of each output's voltage, ``(..., n_out)``)::
+
+        L += beta * softplus(-vbar_y)     only where the target y never spiked
+
+    Its gradient raises the target's mean voltage (the factor ``sigmoid(-vbar_y)``
+    fades as the voltage rises), which brings it to threshold; it is zero for
+    every sample whose target spiked, so it leaves the loss of eq. (13) unchanged
+    where that loss has a gradient. Measured on Yin-Yang LIF 5-50-3: see
+    docs/training.md.
 
     ``t_first``: ``(..., n_out)``; ``labels``: integer ``(...)``.
     """
+    labels = jnp.asarray(labels)
     t = finite_times(t_first, t_max)
     ce = cross_entropy(-t / tau0, labels, reduce=False)
-    t_target = jnp.take_along_axis(t, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
+    t_target = jnp.take_along_axis(t, labels[..., None], axis=-1)[..., 0]
     per = ce + alpha * jnp.expm1(t_target / tau1)
+    if silent_push:
+        if v_mean is None:
+            raise ValueError("ttfs_loss: silent_push > 0 needs v_mean (the outputs' mean voltage)")
+        silent = ~jnp.isfinite(jnp.take_along_axis(jnp.asarray(t_first), labels[..., None],
+                                                   axis=-1)[..., 0])
+        v_target = jnp.take_along_axis(jnp.asarray(v_mean), labels[..., None], axis=-1)[..., 0]
+        push = silent_push * jax.nn.softplus(-v_target)
+        per = per + jnp.where(silent, push, jnp.zeros_like(push))
     return jnp.mean(per) if reduce else per
 
 

@@ -5,7 +5,11 @@ read* (it is a static argument of the jitted training step). Four kinds:
 
 - ``"ttfs"``: the scores are the first spike times of the (spiking) output
   neurons; loss :func:`~eventax_dsl.train.losses.ttfs_loss`, prediction: the
-  earliest neuron.
+  earliest neuron. With ``silent_push > 0`` the output population is also
+  wrapped with quadrature states, and the scores gain a second row: each output
+  neuron's mean observable over ``[0, T]``, which the loss uses to push a
+  *silent* target neuron towards its threshold (the spike time of a neuron that
+  never spiked has no gradient).
 - ``"max"``, ``"integral"``, ``"exp-integral"``: the scores are logits read
   from the output voltage over the window ``[t0, T]`` (``t0`` is per sample:
   0 for Yin-Yang and MNIST, the cue time for delayed XOR); loss: softmax
@@ -24,6 +28,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from ..sim import simulate
 from . import losses
 
 __all__ = ["LOSSES", "Readout"]
@@ -45,6 +50,8 @@ class Readout:
     - ``grid``: number of sample times for ``"max"`` (spacing ``(T - t0) / (grid - 1)``).
     - ``hermite``: refine the maximum by cubic Hermite interpolation between grid
       points (:func:`~eventax_dsl.train.losses.max_over_time`).
+    - ``silent_push``: TTFS only, the weight ``beta`` of the silent-target term of
+      :func:`~eventax_dsl.train.losses.ttfs_loss` (``0``: off).
     """
 
     kind: str = "ttfs"
@@ -56,6 +63,7 @@ class Readout:
     exp_tau: float | None = None
     grid: int = 50
     hermite: bool = True
+    silent_push: float = 0.0
 
     def __post_init__(self):
         if self.kind not in LOSSES:
@@ -64,11 +72,26 @@ class Readout:
             raise ValueError(f"the read-out window end t_end must be > 0, got {self.t_end}")
         if self.kind == "max" and self.grid < 2:
             raise ValueError(f"the max loss needs a grid of at least 2 points, got {self.grid}")
+        if not self.silent_push >= 0:
+            raise ValueError(f"silent_push must be >= 0, got {self.silent_push}")
+        if self.silent_push and self.kind != "ttfs":
+            raise ValueError("silent_push applies to the ttfs loss only (the voltage losses "
+                             "already have a gradient for every output)")
 
     @property
     def voltage(self) -> bool:
         """Whether this read-out uses the output voltage (not spike times)."""
         return self.kind != "ttfs"
+
+    @property
+    def pushes(self) -> bool:
+        """Whether the TTFS loss has the silent-target term (``silent_push > 0``)."""
+        return self.kind == "ttfs" and self.silent_push > 0
+
+    @property
+    def quadrature(self) -> bool:
+        """Whether the output population needs quadrature states."""
+        return self.voltage or self.pushes
 
     @property
     def tau(self) -> float:
@@ -77,8 +100,9 @@ class Readout:
 
     @property
     def n_obs(self) -> int:
-        """Number of observation times per sample (0 for TTFS)."""
-        return {"ttfs": 0, "max": self.grid, "integral": 2, "exp-integral": 2}[self.kind]
+        """Number of observation times per sample (TTFS: 1 with ``silent_push``, else 0)."""
+        ttfs = 1 if self.pushes else 0
+        return {"ttfs": ttfs, "max": self.grid, "integral": 2, "exp-integral": 2}[self.kind]
 
     # ------------------------------------------------------------- one sample
     def obs_times(self, t0):
@@ -86,6 +110,8 @@ class Readout:
         t0 = jnp.asarray(t0)
         if self.kind == "max":
             return t0 + (self.t_end - t0) * jnp.linspace(0.0, 1.0, self.grid, dtype=t0.dtype)
+        if self.kind == "ttfs":
+            return jnp.full((1,), self.t_end, t0.dtype)
         return jnp.stack([t0, jnp.full_like(t0, self.t_end)])
 
     def logits(self, observed: dict, t0):
@@ -100,22 +126,44 @@ class Readout:
         q = observed["q_exp"]
         return losses.window_exp_integral(q[0], q[1], t0, self.t_end, self.tau)
 
+    def ttfs_scores(self, t_first, observed):
+        """TTFS scores of one sample from its first spike times (``(n_out,)``).
+
+        Without ``silent_push`` these are the times themselves. With it, ``(2, n_out)``:
+        the times, and each output's mean observable ``q_int(T) / T`` over ``[0, T]``
+        (0 where the simulation stopped early because every output had spiked: the
+        observation slot at ``T`` was never reached, and the loss uses the mean only
+        for a silent target, for which the simulation always runs to ``T``).
+        """
+        if not self.pushes:
+            return t_first
+        q = observed["q_int"][0]
+        q = jnp.where(jnp.isfinite(q), q, jnp.zeros_like(q))
+        return jnp.stack([t_first, q / self.t_end])
+
     def forward(self, net, input_times, t0, options):
-        """Scores of one sample (``(n_out,)``): first spike times or logits."""
+        """Scores of one sample: first spike times (see :meth:`ttfs_scores`) or logits."""
         if self.kind == "ttfs":
-            return net.ttfs(input_times, self.t_end, options=options)
+            if not self.pushes:
+                return net.ttfs(input_times, self.t_end, options=options)
+            res = simulate(net, input_times, self.t_end, options=options,
+                           obs_times=self.obs_times(t0), stop_when_output_spiked=True,
+                           record_spikes=False)
+            return self.ttfs_scores(res.first_spike[net.output], res.observed)
         return self.logits(net.state_at(input_times, self.obs_times(t0), options=options), t0)
 
     # ---------------------------------------------------------------- a batch
     def loss(self, scores, labels, *, reduce: bool = True):
         """Loss of a batch of scores ``(B, n_out)`` and labels ``(B,)``."""
         if self.kind == "ttfs":
-            return losses.ttfs_loss(scores, labels, t_max=self.t_end, tau0=self.tau0,
-                                    tau1=self.tau1, alpha=self.alpha, reduce=reduce)
+            t_first, v_mean = (scores[..., 0, :], scores[..., 1, :]) if self.pushes else (scores, None)
+            return losses.ttfs_loss(t_first, labels, t_max=self.t_end, tau0=self.tau0,
+                                    tau1=self.tau1, alpha=self.alpha, v_mean=v_mean,
+                                    silent_push=self.silent_push, reduce=reduce)
         return losses.cross_entropy(scores, labels, reduce=reduce)
 
     def predict(self, scores):
         """Predicted classes ``(B,)`` (``-1``: no output spike, TTFS only)."""
         if self.kind == "ttfs":
-            return losses.ttfs_predict(scores)
+            return losses.ttfs_predict(scores[..., 0, :] if self.pushes else scores)
         return losses.voltage_predict(scores)

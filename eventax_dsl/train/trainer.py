@@ -61,7 +61,7 @@ import numpy as np
 
 from ..sim import SimOptions, trainable
 from . import checkpoint as ckpt
-from .build import apply_gains, build_network, calibrate, init_key
+from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
 from .config import TrainConfig, load_model
 from .engine import eval_step, make_optimizer, train_step
 from .readout import Readout
@@ -109,7 +109,8 @@ class Trainer:
             self.readout_model = load_model(cfg.readout_model)
             self.readout = Readout(kind=cfg.loss, t_end=float(cfg.t_max), tau0=cfg.tau0,
                                    tau1=cfg.tau1, alpha=cfg.alpha, exp_tau=cfg.exp_tau,
-                                   grid=cfg.max_grid, hermite=cfg.hermite)
+                                   grid=cfg.max_grid, hermite=cfg.hermite,
+                                   silent_push=float(cfg.silent_push))
             net = build_network(cfg.task, self.hidden_model, self.readout_model, cfg.hidden,
                                 self.data.in_size, self.data.n_classes, key=init_key(cfg.seed),
                                 dtype=self.dtype, readout=self.readout)
@@ -156,6 +157,7 @@ class Trainer:
                     net = apply_gains(net, self.gains)
                 opt_state = None
             self.params, self.static = self._partition(net)
+            self.floors = time_constant_floors(net)
             if opt_state is None:
                 opt_state = self.optimizer.init(self.params)
             self.opt_state = opt_state
@@ -287,7 +289,7 @@ class Trainer:
             x, y, t0 = self._device(split.x[idx], split.y[idx], split.t0[idx])
             self.params, self.opt_state, loss, acc = train_step(
                 self.params, self.opt_state, self.static, x, y, t0, self.readout, self.optimizer,
-                self.options, cfg.sample_clip)
+                self.options, cfg.sample_clip, self.floors)
             losses.append(loss)
             accs.append(acc)
             if cfg.progress:
