@@ -16,8 +16,9 @@ run piecewise and the table rebuilt with ``--table-only``.
 
 Configurations
 --------------
-- ``yinyang``: 5-50-3, batch 256, AdamW, clip 1.0; lr 0.005 for ``ttfs`` and
-  0.001 for the voltage losses (``li`` read-out); models ``lif``, ``lif-amos``,
+- ``yinyang``: 5-50-3, batch 256, AdamW, clip 1.0; lr 0.005 for ``ttfs`` (with
+  ``eventax-train``'s TTFS defaults ``--sample-clip 10 --silent-push 10``, shown in
+  the loss label) and 0.001 for the voltage losses (``li`` read-out); models ``lif``, ``lif-amos``,
   ``qif``, ``eif``, ``izhikevich``, ``izhikevich-amos``, ``dendritic``; losses
   ``ttfs``, ``max``, ``integral``, ``exp-integral``.
 - ``mnist``: 784-200-10 LIF with an ``li`` read-out, ``exp-integral`` loss,
@@ -32,6 +33,10 @@ Examples::
     python benchmarks/paper_table.py yinyang --epochs 1 --models lif --losses ttfs max \\
         --train-size 256 --val-size 256 --test-size 256           # a quick check
     python benchmarks/paper_table.py --table-only --json results/paper_table.json
+    python benchmarks/paper_table.py yinyang --models lif --losses ttfs --batch-size 32 \\
+        --lr 0.002                                   # LIF TTFS as in benchmarks/RESULTS.md
+    python benchmarks/paper_table.py yinyang --losses ttfs --sample-clip 0 --silent-push 0
+                                                     # the paper's plain TTFS loss
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eventax_dsl.train import train  # noqa: E402
+from eventax_dsl.train.config import SAMPLE_CLIP, SILENT_PUSH  # noqa: E402
 
 #: model label -> (library model, amos)
 MODELS = {
@@ -85,20 +91,33 @@ def configurations(args) -> list[dict]:
         for key in ("batch_size", "lr"):
             if getattr(args, key) is not None:
                 run[key] = getattr(args, key)
+        if run["loss"] == "ttfs":  # the TTFS-only remedies (docs/training.md)
+            run["sample_clip"] = args.sample_clip
+            run["silent_push"] = args.silent_push
         if args.hidden is not None:
             run["hidden"] = tuple(args.hidden)
     return runs
 
 
+def variant(run: dict) -> str:
+    """The loss label of the table: the loss, plus the TTFS remedies that were on."""
+    parts = [run["loss"]]
+    if run.get("sample_clip"):
+        parts.append(f"clip{run['sample_clip']:g}")
+    if run.get("silent_push"):
+        parts.append(f"push{run['silent_push']:g}")
+    return "+".join(parts)
+
+
 def run_one(run: dict, out_root: Path) -> dict:
     options = {k: v for k, v in run.items() if k not in ("task", "label")}
-    name = f"{run['task']}-{run['label']}-{run['loss']}-seed{run['seed']}"
+    name = f"{run['task']}-{run['label']}-{variant(run)}-seed{run['seed']}"
     options["out"] = str(out_root / name)
     start = time.perf_counter()
     result = train(run["task"], **options)
     best_row = next(r for r in result.history if r["epoch"] == result.best["epoch"])
     return {
-        "task": run["task"], "model": run["label"], "loss": run["loss"], "seed": run["seed"],
+        "task": run["task"], "model": run["label"], "loss": variant(run), "seed": run["seed"],
         "epochs": len(result.history), "best": result.best, "metrics_at_best": best_row,
         "final": result.history[-1], "wall_s": time.perf_counter() - start,
         "out": options["out"], "config": {k: (list(v) if isinstance(v, tuple) else v)
@@ -110,7 +129,7 @@ def table(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["task"], r["model"], r["loss"]), []).append(r)
-    head = f"{'task':8} {'model':16} {'loss':13} {'seeds':>5} " + " ".join(
+    head = f"{'task':8} {'model':16} {'loss':22} {'seeds':>5} " + " ".join(
         f"{c[0]:>9}" for c in COLUMNS)
     lines = [head, "-" * len(head)]
     for (task, model, loss), rs in sorted(groups.items()):
@@ -119,7 +138,7 @@ def table(records: list[dict]) -> str:
             vals = [r["metrics_at_best"].get(key) for r in rs]
             vals = [v for v in vals if v is not None]
             cells.append(f"{fmt.format(statistics.median(vals)) if vals else '-':>9}")
-        lines.append(f"{task:8} {model:16} {loss:13} {len(rs):>5} " + " ".join(cells))
+        lines.append(f"{task:8} {model:16} {loss:22} {len(rs):>5} " + " ".join(cells))
     return "\n".join(lines)
 
 
@@ -133,6 +152,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="override (default 256)")
     p.add_argument("--lr", type=float, default=None, help="override the per-loss default")
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="override the sizes")
+    p.add_argument("--sample-clip", type=float, default=SAMPLE_CLIP,
+                   help="ttfs runs: per-sample gradient clip (eventax-train --sample-clip; "
+                        f"default {SAMPLE_CLIP:g}, 0: off)")
+    p.add_argument("--silent-push", type=float, default=SILENT_PUSH,
+                   help="ttfs runs: silent-target term weight (eventax-train --silent-push; "
+                        f"default {SILENT_PUSH:g}, 0: off)")
     p.add_argument("--train-size", type=int, default=None, help="first N samples only (checks)")
     p.add_argument("--val-size", type=int, default=None)
     p.add_argument("--test-size", type=int, default=None)

@@ -18,7 +18,7 @@ from eventax_dsl.train.build import (
 )
 from eventax_dsl.train.engine import apply_floors
 from eventax_dsl.sim import trainable
-from eventax_dsl.train.config import MODEL_DIR
+from eventax_dsl.train.config import MODEL_DIR, SAMPLE_CLIP, SILENT_PUSH
 
 
 def test_resolve_model_names_paths_and_errors(tmp_path):
@@ -37,7 +37,21 @@ def test_config_defaults_validation_and_json_roundtrip():
     assert TrainConfig(task="yinyang", loss="max").resolved().readout_model == "li"
     assert TrainConfig(task="yinyang").resolved().readout_model == "qif"
     assert TrainConfig.from_json(cfg.to_json()) == cfg
-    for bad, message in [(dict(task="cifar"), "unknown task 'cifar'"),
+    # the silent-target term: on for ttfs by default, off for the voltage losses, and off
+    # for checkpoints written before it existed (so they resume unchanged)
+    ttfs = TrainConfig(task="yinyang").resolved()
+    assert ttfs.silent_push == SILENT_PUSH > 0 and cfg.silent_push == 0.0
+    assert ttfs.sample_clip == SAMPLE_CLIP > 0 and cfg.sample_clip == 0.0
+    assert TrainConfig(task="yinyang", silent_push=0.0).resolved().silent_push == 0.0
+    old = ttfs.to_json()
+    del old["silent_push"]
+    old["sample_clip"] = None
+    assert (TrainConfig.from_json(old).resolved().silent_push,
+            TrainConfig.from_json(old).resolved().sample_clip) == (0.0, 0.0)
+    old["sample_clip"] = 3.0  # an old run that asked for clipping keeps it
+    assert TrainConfig.from_json(old).resolved().sample_clip == 3.0
+    for bad, message in [(dict(loss="max", silent_push=1.0), "applies to the ttfs loss only"),
+                         (dict(silent_push=-1.0), "invalid silent_push"),(dict(task="cifar"), "unknown task 'cifar'"),
                          (dict(loss="hinge"), "unknown loss 'hinge'"),
                          (dict(lr=-1.0), "invalid lr"),
                          (dict(init_gain="big"), "init_gain must be 'auto' or a number"),

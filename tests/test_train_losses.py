@@ -21,7 +21,7 @@ import sympy as sp  # noqa: E402
 
 from eventax_dsl.sim import Network, SimOptions  # noqa: E402
 from eventax_dsl.sim.exact import closed_form_network  # noqa: E402
-from eventax_dsl.train.quadrature import QUADRATURE_STATES  # noqa: E402
+from eventax_dsl.train.quadrature import QUADRATURE_STATES, SPIKE_CONDITION  # noqa: E402
 from eventax_dsl.train import (  # noqa: E402
     Readout,
     attach_quadrature,
@@ -76,53 +76,53 @@ def test_ttfs_loss_matches_formula_and_handles_silent_outputs():
 
 def test_silent_target_term_acts_only_where_the_target_never_spiked():
     t = np.array([[3.0, 5.0, np.inf], [np.inf, np.inf, np.inf], [12.0, np.inf, 9.0]])
-    v = np.array([[0.9, 0.2, -0.3], [0.1, 0.4, 0.6], [0.5, -1.2, 0.8]])
-    y = np.array([0, 2, 1])  # target spiked, silent (v = 0.6), silent (v = -1.2)
+    c = np.array([[0.1, -0.8, -1.3], [-0.9, -0.6, -0.4], [-0.5, -2.2, -0.2]])
+    y = np.array([0, 2, 1])  # target spiked, silent (c = -0.4), silent (c = -2.2)
     beta = 0.7
     base = _ttfs_reference(t, y, T_MAX, 0.5, 6.4, 3e-3)
-    push = beta * np.log1p(np.exp(-np.array([0.6, -1.2])))
-    got = ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX, v_mean=jnp.asarray(v),
+    got = ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX, c_mean=jnp.asarray(c),
                     silent_push=beta)
-    np.testing.assert_allclose(float(got), base + push.sum() / 3, rtol=1e-13)
-    gv = np.asarray(jax.grad(lambda m: ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX,
-                                                 v_mean=m, silent_push=beta))(jnp.asarray(v)))
-    want = np.zeros_like(v)  # d/dv softplus(-v) = -sigmoid(-v), on the silent targets only
-    want[1, 2] = -beta / (1 + np.exp(0.6)) / 3
-    want[2, 1] = -beta / (1 + np.exp(-1.2)) / 3
-    np.testing.assert_allclose(gv, want, rtol=1e-12, atol=0)
-    with pytest.raises(ValueError, match="needs v_mean"):
+    np.testing.assert_allclose(float(got), base + beta * (0.4 + 2.2) / 3, rtol=1e-13)
+    gc = np.asarray(jax.grad(lambda m: ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX,
+                                                 c_mean=m, silent_push=beta))(jnp.asarray(c)))
+    want = np.zeros_like(c)  # only the silent targets, each -beta / batch
+    want[1, 2] = want[2, 1] = -beta / 3
+    np.testing.assert_allclose(gc, want, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="needs c_mean"):
         ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX, silent_push=beta)
     with pytest.raises(ValueError, match="ttfs loss only"):
         Readout(kind="max", silent_push=1.0)
 
 
 def test_silent_target_push_through_simulation_closed_form_and_finite_differences():
-    """2 inputs -> 3 LIF outputs, float64: output 0 spikes, output 1 stays below threshold.
+    """2 inputs -> 3 LIF outputs, float64: output 0 spikes, outputs 1 and 2 stay below threshold.
 
-    With the silent output as the label, the read-out's mean voltage equals the
-    closed-form mean of the summed PSPs, and the gradient of the loss (spike-time
-    terms + silent-target term) matches central finite differences.
+    With a silent output as the label, the read-out's mean spike condition equals the
+    closed-form mean of the summed PSPs minus the threshold, and the gradient of the
+    loss (spike-time terms + silent-target term) matches central finite differences.
     """
     LIF = load_model("lif")
     tm, ts = 10.0, 5.0
     pop = LIF.create(3, tau_mem=tm, tau_syn=ts)
     net = Network.create([pop], 2, [("input", 0)], key=jr.key(0))
     w = jnp.array([[6.0, 0.8, 0.5], [5.0, 0.9, 0.4]])  # 0 spikes; 1 and 2 peak below 1
-    net = attach_quadrature(eqx.tree_at(lambda n: n.weights[0]["w"], net, w), "v", T_MAX)
-    x = jnp.array([2.0, 6.0])
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, w)
     readout = Readout(kind="ttfs", t_end=T_MAX, silent_push=1.0)
+    net = attach_quadrature(net, readout.quadrature, readout.tau)
+    assert readout.quadrature == SPIKE_CONDITION
+    x = jnp.array([2.0, 6.0])
     opts = SimOptions(rtol=1e-12, atol=1e-12)
     scores = jax.jit(lambda n: readout.forward(n, x, jnp.asarray(0.0), opts))(net)
-    t_first, v_mean = np.asarray(scores)
+    t_first, c_mean = np.asarray(scores)
     assert np.isfinite(t_first[0]) and not np.isfinite(t_first[1:]).any()
 
     def psp_integral(wk, tk):  # int_{tk}^{T} of w ts/(ts-tm) (e^{-s/ts} - e^{-s/tm}), s = t - tk
         d = T_MAX - tk
         return wk * ts / (ts - tm) * (ts * (1 - np.exp(-d / ts)) - tm * (1 - np.exp(-d / tm)))
 
-    for j in (1, 2):
-        want = sum(psp_integral(float(w[k, j]), float(x[k])) for k in range(2)) / T_MAX
-        np.testing.assert_allclose(v_mean[j], want, rtol=1e-10)
+    for j in (1, 2):  # c = v - v_th, v_th = 1
+        want = sum(psp_integral(float(w[k, j]), float(x[k])) for k in range(2)) / T_MAX - 1.0
+        np.testing.assert_allclose(c_mean[j], want, rtol=1e-10)
 
     y = jnp.array([1])
     params, static = eqx.partition(net, eqx.is_inexact_array)
@@ -135,7 +135,7 @@ def test_silent_target_push_through_simulation_closed_form_and_finite_difference
     gw = np.asarray(grads.weights[0]["w"])
     assert np.all(gw[:, 1] < 0), gw  # raising the silent target's input weights lowers the loss
     h = 1e-5
-    d = jr.normal(jr.key(3), w.shape, w.dtype).at[:, 0].set(0.0)  # keep output 0's spike regular
+    d = jr.normal(jr.key(3), w.shape, w.dtype)
     select = lambda p: p.weights[0]["w"]
     plus = eqx.tree_at(select, params, select(params) + h * d)
     minus = eqx.tree_at(select, params, select(params) - h * d)
@@ -144,6 +144,34 @@ def test_silent_target_push_through_simulation_closed_form_and_finite_difference
     assert abs(ad - fd) <= 1e-6 * max(abs(fd), 1e-3), (ad, fd)
     # the spiking output's first spike time gets the usual exact gradient as well
     assert np.all(gw[:, 0] != 0)
+
+
+def test_spike_condition_quadrature_of_a_qif_neuron_matches_the_trapezoid_rule():
+    """QIF in phase form: the voltage is infinite after a reset, the spike condition
+    ``phi - 1`` is not. Its integral (numeric quadrature state, solver at 1e-12) equals
+    the trapezoid rule on a fine grid of the simulated phase, piece by piece across the
+    input's kink and the spike's reset."""
+    QIF = load_model("qif")
+    net = Network.create([QIF.create(1)], 1, [("input", 0)], key=jr.key(0))
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.array([[3.0]]))
+    net = attach_quadrature(net, SPIKE_CONDITION, T_MAX)
+    times = jnp.linspace(0.0, T_MAX, 2001)
+    obs = jax.jit(lambda n: n.state_at(jnp.array([5.0]), times, rtol=1e-12, atol=1e-12))(net)
+    t_spike = float(net.spikes(jnp.array([5.0]), T_MAX, rtol=1e-12, atol=1e-12)[0][0])
+    assert 5.0 < t_spike < T_MAX  # the neuron spikes once and is reset to phi = 0
+    phi = np.asarray(obs["phi"])[:, 0]
+    tt = np.asarray(times)
+    # each smooth piece: [0, 5] (kink at the input), [5, spike], [spike, T] (after the reset)
+    total = 0.0
+    for a, b in [(0.0, 5.0), (5.0, t_spike), (t_spike, T_MAX)]:
+        inside = (tt > a) & (tt < b)
+        seg_t = np.concatenate([[a], tt[inside], [b]])
+        f = lambda tq: np.interp(tq, tt[inside], phi[inside] - 1.0)  # noqa: E731
+        seg_f = np.concatenate([[f(a)], phi[inside] - 1.0, [f(b)]])
+        total += np.trapezoid(seg_f, seg_t)
+    np.testing.assert_allclose(float(obs["q_int"][-1, 0]), total, rtol=2e-5)
+    with pytest.raises(ValueError, match="does not spike"):
+        with_quadrature(load_model("li"), SPIKE_CONDITION)
 
 
 def test_ttfs_and_cross_entropy_gradients_vs_finite_differences():

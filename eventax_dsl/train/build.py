@@ -76,8 +76,8 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
     """The network of a run (module docs), with ungained initial weights.
 
     ``readout``: the :class:`~eventax_dsl.train.readout.Readout`; for a voltage
-    loss (and for TTFS with ``silent_push``) the output population gets quadrature
-    states.
+    loss (of the observable) and for TTFS with ``silent_push`` (of the spike
+    condition) the output population gets quadrature states.
     """
     if readout is not None and not readout.voltage and not readout_model.SPIKING:
         raise ValueError(
@@ -85,7 +85,7 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
             f"{readout_model.NAME} does not spike; use a voltage loss (max, integral, "
             "exp-integral) or a spiking --readout-model"
         )
-    if readout is not None and readout.quadrature and readout.observable not in readout_model.OBSERVABLES:
+    if readout is not None and readout.voltage and readout.observable not in readout_model.OBSERVABLES:
         raise ValueError(
             f"the {readout.kind} loss reads the observable {readout.observable!r}, but the "
             f"read-out model {readout_model.NAME} observes only: "
@@ -103,8 +103,8 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
         models = [hidden_model] * len(hidden) + [readout_model]
         net = FeedForward(models, list(hidden) + [n_classes], in_size, key=key, dtype=dtype,
                           weight_init=[_init_for(m) for m in models])
-    if readout is not None and readout.quadrature:
-        net = attach_quadrature(net, readout.observable, readout.tau)
+    if readout is not None and readout.quadrature is not None:
+        net = attach_quadrature(net, readout.quadrature, readout.tau)
     return net
 
 

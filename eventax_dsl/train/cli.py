@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, default=S, help="AdamW decay on weights (1e-4)")
     g.add_argument("--clip", type=float, default=S, help="global gradient-norm clip (1.0)")
     g.add_argument("--sample-clip", type=float, default=S,
-                   help="clip each sample's gradient to this norm before averaging (off); "
+                   help="clip each sample's gradient to this norm before averaging (ttfs "
+                        "default 10, voltage losses 0 = off); "
                         "bounds the pull of near-grazing spikes (docs/training.md)")
     g.add_argument("--seed", type=int, default=S, help="seed of init and shuffling (0)")
     g = p.add_argument_group("loss details")
@@ -70,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tau1", type=float, default=S, help="ttfs regulariser time constant, ms (6.4)")
     g.add_argument("--alpha", type=float, default=S, help="ttfs regulariser weight (3e-3)")
     g.add_argument("--silent-push", type=float, default=S,
-                   help="ttfs: weight of the term that raises a silent target's mean voltage "
-                        "(0: off; docs/training.md)")
+                   help="ttfs: weight of the term that raises a target output that never "
+                        "spiked towards threshold (default 10; 0: off; docs/training.md)")
     g.add_argument("--max-grid", type=int, default=S, help="max loss: grid points (50)")
     g.add_argument("--no-hermite", dest="hermite", action="store_false", default=S,
                    help="max loss: no cubic Hermite refinement between grid points")

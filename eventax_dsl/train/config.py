@@ -25,6 +25,13 @@ MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 
 TASKS = ("yinyang", "mnist", "xor")
 
+#: TTFS defaults, measured on Yin-Yang LIF 5-50-3 (docs/training.md): the weight of the
+#: loss's silent-target term (brings targets that never spike back to threshold; inactive
+#: where every target spikes, as with QIF), and the per-sample gradient clip (bounds the
+#: pull of near-grazing spikes). Without either, LIF TTFS runs drifted into silence.
+SILENT_PUSH = 10.0
+SAMPLE_CLIP = 10.0
+
 #: Per-task defaults for the fields left at ``None``.
 TASK_DEFAULTS = {
     "yinyang": dict(model="qif", loss="ttfs", hidden=(50,), t_max=50.0, epochs=5, batch_size=32,
@@ -78,14 +85,16 @@ class TrainConfig:
 
     **Optimisation**: ``epochs``, ``batch_size``, ``lr`` (AdamW),
     ``weight_decay`` (on weights only), ``clip`` (global gradient norm),
-    ``sample_clip`` (per-sample gradient norm, before averaging; off by default),
+    ``sample_clip`` (per-sample gradient norm, before averaging; default
+    ``SAMPLE_CLIP`` for ``ttfs``, 0 = off, the default for the voltage losses),
     ``seed``, ``train_params`` (also train the models' ``learnable``
     parameters, e.g. time constants, besides the weights).
 
     **Simulation**: ``amos`` (at most one spike per neuron), ``x64``,
     ``max_spikes_per_neuron`` (spike buffer / event budget), ``rtol``/``atol``.
 
-    **Loss details**: ``tau0``, ``tau1``, ``alpha``, ``silent_push`` (TTFS), ``max_grid`` and
+    **Loss details**: ``tau0``, ``tau1``, ``alpha``, ``silent_push`` (TTFS; default
+    ``SILENT_PUSH`` for ``ttfs``, 0 = off; docs/training.md), ``max_grid`` and
     ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``).
 
     **Initialisation**: ``init_gain``: ``"auto"`` calibrates one gain per
@@ -120,7 +129,7 @@ class TrainConfig:
     tau0: float = 0.5
     tau1: float = 6.4
     alpha: float = 3e-3
-    silent_push: float = 0.0
+    silent_push: float | None = None
     max_grid: int = 50
     hermite: bool = True
     exp_tau: float | None = None
@@ -147,6 +156,10 @@ class TrainConfig:
         cfg.hidden = tuple(int(h) for h in cfg.hidden)
         if cfg.loss not in LOSSES:
             raise ValueError(f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
+        if cfg.silent_push is None:
+            cfg.silent_push = SILENT_PUSH if cfg.loss == "ttfs" else 0.0
+        if cfg.sample_clip is None:
+            cfg.sample_clip = SAMPLE_CLIP if cfg.loss == "ttfs" else 0.0
         if cfg.readout_model is None:
             cfg.readout_model = cfg.model if cfg.loss == "ttfs" else "li"
         if cfg.eval_batch_size is None:
@@ -159,7 +172,7 @@ class TrainConfig:
         checks = [
             ("epochs", cfg.epochs >= 0), ("batch_size", cfg.batch_size >= 1),
             ("eval_batch_size", cfg.eval_batch_size >= 1), ("lr", cfg.lr > 0),
-            ("clip", cfg.clip > 0), ("sample_clip", cfg.sample_clip is None or cfg.sample_clip > 0),
+            ("clip", cfg.clip > 0), ("sample_clip", cfg.sample_clip >= 0),
             ("t_max", cfg.t_max > 0), ("hidden", len(cfg.hidden) >= 1
                                                                   and min(cfg.hidden) >= 1),
             ("plot_points", cfg.plot_points >= 2),
@@ -194,6 +207,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config field(s) in checkpoint: {', '.join(unknown)}")
         d = dict(d)
+        # checkpoints written before the TTFS defaults below existed ran without the
+        # silent-target term and, unless asked for, without per-sample clipping
+        if "silent_push" not in d:
+            d["silent_push"] = 0.0
+            if d.get("sample_clip") is None:
+                d["sample_clip"] = 0.0
         if d.get("hidden") is not None:
             d["hidden"] = tuple(d["hidden"])
         return cls(**d)

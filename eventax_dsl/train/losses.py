@@ -80,7 +80,7 @@ def ttfs_loss(
     tau0: float = 0.5,
     tau1: float = 6.4,
     alpha: float = 3e-3,
-    v_mean=None,
+    c_mean=None,
     silent_push: float = 0.0,
     reduce: bool = True,
 ):
@@ -103,16 +103,17 @@ def ttfs_loss(
     sample whose target never spikes teaches the network nothing about its
     target. Initialise the network so that outputs spike, and/or add
 
-    **the silent-target term** (``silent_push = beta > 0``; needs ``v_mean``, the
-    mean over ``[0, t_max]`` of each output's voltage, ``(..., n_out)``)::
+    **the silent-target term** (``silent_push = beta > 0``; needs ``c_mean``, the
+    mean over ``[0, t_max]`` of each output's spike condition ``c`` (``c >= 0``:
+    spike; ``v - v_th`` for ``lif``), ``(..., n_out)``)::
 
-        L += beta * softplus(-vbar_y)     only where the target y never spiked
+        L += beta * (-cbar_y)     only where the target y never spiked
 
-    Its gradient raises the target's mean voltage (the factor ``sigmoid(-vbar_y)``
-    fades as the voltage rises), which brings it to threshold; it is zero for
-    every sample whose target spiked, so it leaves the loss of eq. (13) unchanged
-    where that loss has a gradient. Measured on Yin-Yang LIF 5-50-3: see
-    docs/training.md.
+    A neuron that never spiked has ``c < 0`` throughout, so the term is positive: the
+    target's mean distance below threshold. Its gradient raises the target towards
+    threshold; it is zero for every sample whose target spiked, so it leaves the
+    loss of eq. (13) unchanged where that loss has a gradient. Measured on Yin-Yang
+    LIF 5-50-3: see docs/training.md.
 
     ``t_first``: ``(..., n_out)``; ``labels``: integer ``(...)``.
     """
@@ -122,12 +123,13 @@ def ttfs_loss(
     t_target = jnp.take_along_axis(t, labels[..., None], axis=-1)[..., 0]
     per = ce + alpha * jnp.expm1(t_target / tau1)
     if silent_push:
-        if v_mean is None:
-            raise ValueError("ttfs_loss: silent_push > 0 needs v_mean (the outputs' mean voltage)")
+        if c_mean is None:
+            raise ValueError("ttfs_loss: silent_push > 0 needs c_mean (the outputs' mean "
+                             "spike condition)")
         silent = ~jnp.isfinite(jnp.take_along_axis(jnp.asarray(t_first), labels[..., None],
                                                    axis=-1)[..., 0])
-        v_target = jnp.take_along_axis(jnp.asarray(v_mean), labels[..., None], axis=-1)[..., 0]
-        push = silent_push * jax.nn.softplus(-v_target)
+        c_target = jnp.take_along_axis(jnp.asarray(c_mean), labels[..., None], axis=-1)[..., 0]
+        push = -silent_push * c_target
         per = per + jnp.where(silent, push, jnp.zeros_like(push))
     return jnp.mean(per) if reduce else per
 

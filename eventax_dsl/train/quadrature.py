@@ -14,7 +14,9 @@ state       equation                    value at time ``t``
 ``q_exp``   ``q_exp' = V q_w``, ``0``   ``int_0^t V(s) exp(-s / tau) ds``
 ==========  ==========================  ====================================
 
-``V`` is one scalar observable of the model (``"v"`` by default). The wrapped
+``V`` is one scalar observable of the model (``"v"`` by default), or, with
+``observable=SPIKE_CONDITION``, the model's spike condition (used by the TTFS
+loss's silent-target term, :func:`~eventax_dsl.train.losses.ttfs_loss`). The wrapped
 model also observes these three states and ``{V}_dot``, the time derivative of
 the observable from the model's own vector field (``grad observe . dynamics``),
 which :func:`~eventax_dsl.train.losses.max_over_time` uses for its Hermite
@@ -85,10 +87,15 @@ import numpy as np
 from ..contract import NeuronModel, StateSpec
 from ..runtime import float_dtype
 
-__all__ = ["QUADRATURE_STATES", "attach_quadrature", "with_quadrature"]
+__all__ = ["QUADRATURE_STATES", "SPIKE_CONDITION", "attach_quadrature", "with_quadrature"]
 
 #: Names of the added states, in order.
 QUADRATURE_STATES = ("q_int", "q_w", "q_exp")
+
+#: Pass as ``observable`` to integrate the model's spike condition (``c >= 0``: spike)
+#: instead of an observable: bounded where a voltage is not (the ``qif`` voltage
+#: ``-pi cot(pi phi)`` is infinite at the spike and after the reset).
+SPIKE_CONDITION = "spike_condition"
 
 _CACHE: dict[tuple, type] = {}
 
@@ -105,7 +112,9 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         raise TypeError(f"with_quadrature() takes a NeuronModel class, got {model!r}")
     if getattr(model, "QUAD_BASE", None) is not None:
         raise ValueError(f"{model.NAME} already has quadrature states")
-    if observable not in model.OBSERVABLES:
+    if observable == SPIKE_CONDITION and not model.SPIKING:
+        raise ValueError(f"with_quadrature: {model.NAME} does not spike, so it has no spike condition")
+    if observable != SPIKE_CONDITION and observable not in model.OBSERVABLES:
         raise ValueError(
             f"with_quadrature: {model.NAME} has no observable {observable!r}; "
             f"its observables are: {', '.join(model.OBSERVABLES) or '(none)'}"
@@ -136,8 +145,10 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         return {**base, "q_int": jnp.zeros((), dtype), "q_w": jnp.ones((), dtype),
                 "q_exp": jnp.zeros((), dtype)}
 
+    read = _reader(model, observable)
+
     def observed(self, p, s):
-        value = model.observe(self, p, s)[observable]
+        value = read(self, p, s)
         if jnp.ndim(value) != 0:
             raise ValueError(
                 f"with_quadrature: observable {observable!r} of {model.NAME} is not a scalar "
@@ -282,6 +293,13 @@ def _invertible_generator(model: type[NeuronModel], tau: float) -> bool:
         return False
 
 
+def _reader(model: type[NeuronModel], observable: str):
+    """``(pop, p, s) -> value`` of ``observable`` (or of the spike condition) for one neuron."""
+    if observable == SPIKE_CONDITION:
+        return lambda pop, p, s: model.spike_condition(pop, p, s)
+    return lambda pop, p, s: model.observe(pop, p, s)[observable]
+
+
 def _affine_in_exact_states(model: type[NeuronModel], observable: str) -> bool:
     """Can the quadrature states of ``observable`` be solved in closed form (module docs)?
 
@@ -303,8 +321,10 @@ def _affine_in_exact_states(model: type[NeuronModel], observable: str) -> bool:
     E = model.EXACT_STATES
     dtype = jnp.result_type(float)
 
+    read = _reader(model, observable)
+
     def value(xv):
-        return model.observe(pop, p, {k: xv[j] for j, k in enumerate(E)})[observable]
+        return read(pop, p, {k: xv[j] for j, k in enumerate(E)})
 
     try:
         rng = np.random.default_rng(0)

@@ -6,10 +6,10 @@ read* (it is a static argument of the jitted training step). Four kinds:
 - ``"ttfs"``: the scores are the first spike times of the (spiking) output
   neurons; loss :func:`~eventax_dsl.train.losses.ttfs_loss`, prediction: the
   earliest neuron. With ``silent_push > 0`` the output population is also
-  wrapped with quadrature states, and the scores gain a second row: each output
-  neuron's mean observable over ``[0, T]``, which the loss uses to push a
-  *silent* target neuron towards its threshold (the spike time of a neuron that
-  never spiked has no gradient).
+  wrapped with quadrature states of its spike condition, and the scores gain a
+  second row: each output neuron's mean spike condition over ``[0, T]``, which
+  the loss uses to push a *silent* target neuron towards its threshold (the
+  spike time of a neuron that never spiked has no gradient).
 - ``"max"``, ``"integral"``, ``"exp-integral"``: the scores are logits read
   from the output voltage over the window ``[t0, T]`` (``t0`` is per sample:
   0 for Yin-Yang and MNIST, the cue time for delayed XOR); loss: softmax
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from ..sim import simulate
 from . import losses
+from .quadrature import SPIKE_CONDITION
 
 __all__ = ["LOSSES", "Readout"]
 
@@ -89,9 +90,12 @@ class Readout:
         return self.kind == "ttfs" and self.silent_push > 0
 
     @property
-    def quadrature(self) -> bool:
-        """Whether the output population needs quadrature states."""
-        return self.voltage or self.pushes
+    def quadrature(self) -> str | None:
+        """What the output population's quadrature states integrate: the observable
+        (voltage losses), the spike condition (TTFS with ``silent_push``), or ``None``."""
+        if self.voltage:
+            return self.observable
+        return SPIKE_CONDITION if self.pushes else None
 
     @property
     def tau(self) -> float:
@@ -130,10 +134,10 @@ class Readout:
         """TTFS scores of one sample from its first spike times (``(n_out,)``).
 
         Without ``silent_push`` these are the times themselves. With it, ``(2, n_out)``:
-        the times, and each output's mean observable ``q_int(T) / T`` over ``[0, T]``
-        (0 where the simulation stopped early because every output had spiked: the
-        observation slot at ``T`` was never reached, and the loss uses the mean only
-        for a silent target, for which the simulation always runs to ``T``).
+        the times, and each output's mean spike condition ``q_int(T) / T`` over
+        ``[0, T]`` (0 where the simulation stopped early because every output had
+        spiked: the observation slot at ``T`` was never reached, and the loss uses the
+        mean only for a silent target, for which the simulation always runs to ``T``).
         """
         if not self.pushes:
             return t_first
@@ -156,9 +160,9 @@ class Readout:
     def loss(self, scores, labels, *, reduce: bool = True):
         """Loss of a batch of scores ``(B, n_out)`` and labels ``(B,)``."""
         if self.kind == "ttfs":
-            t_first, v_mean = (scores[..., 0, :], scores[..., 1, :]) if self.pushes else (scores, None)
+            t_first, c_mean = (scores[..., 0, :], scores[..., 1, :]) if self.pushes else (scores, None)
             return losses.ttfs_loss(t_first, labels, t_max=self.t_end, tau0=self.tau0,
-                                    tau1=self.tau1, alpha=self.alpha, v_mean=v_mean,
+                                    tau1=self.tau1, alpha=self.alpha, c_mean=c_mean,
                                     silent_push=self.silent_push, reduce=reduce)
         return losses.cross_entropy(scores, labels, reduce=reduce)
 

@@ -289,7 +289,7 @@ class Trainer:
             x, y, t0 = self._device(split.x[idx], split.y[idx], split.t0[idx])
             self.params, self.opt_state, loss, acc = train_step(
                 self.params, self.opt_state, self.static, x, y, t0, self.readout, self.optimizer,
-                self.options, cfg.sample_clip, self.floors)
+                self.options, cfg.sample_clip or None, self.floors)
             losses.append(loss)
             accs.append(acc)
             if cfg.progress:
