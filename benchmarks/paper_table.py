@@ -37,6 +37,7 @@ Examples::
         --lr 0.002                                   # LIF TTFS as in benchmarks/RESULTS.md
     python benchmarks/paper_table.py yinyang --losses ttfs --sample-clip 0 --silent-push 0
                                                      # the paper's plain TTFS loss
+    python benchmarks/paper_table.py yinyang --lr-schedule cosine    # lr decays over --epochs
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eventax_dsl.train import train  # noqa: E402
-from eventax_dsl.train.config import SAMPLE_CLIP, SILENT_PUSH  # noqa: E402
+from eventax_dsl.train.config import LR_SCHEDULES, SAMPLE_CLIP, SILENT_PUSH  # noqa: E402
 
 #: model label -> (library model, amos)
 MODELS = {
@@ -96,6 +97,8 @@ def configurations(args) -> list[dict]:
             run["silent_push"] = args.silent_push
         if args.hidden is not None:
             run["hidden"] = tuple(args.hidden)
+        if args.lr_schedule != "constant":
+            run["lr_schedule"] = args.lr_schedule
     return runs
 
 
@@ -106,6 +109,8 @@ def variant(run: dict) -> str:
         parts.append(f"clip{run['sample_clip']:g}")
     if run.get("silent_push"):
         parts.append(f"push{run['silent_push']:g}")
+    if run.get("lr_schedule"):
+        parts.append(run["lr_schedule"])
     return "+".join(parts)
 
 
@@ -129,7 +134,7 @@ def table(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["task"], r["model"], r["loss"]), []).append(r)
-    head = f"{'task':8} {'model':16} {'loss':22} {'seeds':>5} " + " ".join(
+    head = f"{'task':8} {'model':16} {'loss':30} {'seeds':>5} " + " ".join(
         f"{c[0]:>9}" for c in COLUMNS)
     lines = [head, "-" * len(head)]
     for (task, model, loss), rs in sorted(groups.items()):
@@ -138,7 +143,7 @@ def table(records: list[dict]) -> str:
             vals = [r["metrics_at_best"].get(key) for r in rs]
             vals = [v for v in vals if v is not None]
             cells.append(f"{fmt.format(statistics.median(vals)) if vals else '-':>9}")
-        lines.append(f"{task:8} {model:16} {loss:22} {len(rs):>5} " + " ".join(cells))
+        lines.append(f"{task:8} {model:16} {loss:30} {len(rs):>5} " + " ".join(cells))
     return "\n".join(lines)
 
 
@@ -152,6 +157,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="override (default 256)")
     p.add_argument("--lr", type=float, default=None, help="override the per-loss default")
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="override the sizes")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                   help="eventax-train --lr-schedule (cosine: decay over --epochs)")
     p.add_argument("--sample-clip", type=float, default=SAMPLE_CLIP,
                    help="ttfs runs: per-sample gradient clip (eventax-train --sample-clip; "
                         f"default {SAMPLE_CLIP:g}, 0: off)")

@@ -1,6 +1,7 @@
 """Training set-up without simulation: model lookup, config, read-outs, calibration search."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -16,9 +17,9 @@ from eventax_dsl.train.build import (
     calibrate,
     time_constant_floors,
 )
-from eventax_dsl.train.engine import apply_floors
+from eventax_dsl.train.engine import apply_floors, make_optimizer
 from eventax_dsl.sim import trainable
-from eventax_dsl.train.config import MODEL_DIR, SAMPLE_CLIP, SILENT_PUSH
+from eventax_dsl.train.config import COSINE_FINAL, MODEL_DIR, SAMPLE_CLIP, SILENT_PUSH
 
 
 def test_resolve_model_names_paths_and_errors(tmp_path):
@@ -55,7 +56,10 @@ def test_config_defaults_validation_and_json_roundtrip():
                          (dict(loss="hinge"), "unknown loss 'hinge'"),
                          (dict(lr=-1.0), "invalid lr"),
                          (dict(init_gain="big"), "init_gain must be 'auto' or a number"),
-                         (dict(batch_size=6, devices=4), "not divisible by devices=4")]:
+                         (dict(batch_size=6, devices=4), "not divisible by devices=4"),
+                         (dict(lr_schedule="step"), "unknown lr_schedule 'step'"),
+                         (dict(decay_epochs=3), "decay_epochs needs lr_schedule='cosine'"),
+                         (dict(lr_schedule="cosine", decay_epochs=0), "invalid decay_epochs")]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**{"task": "yinyang", **bad}).resolved()
 
@@ -76,6 +80,33 @@ def _net():
     LIF, LI = load_model("lif"), load_model("li")
     return build_network("yinyang", LIF, LIF, (20,), 5, 3, key=jr.key(0), dtype=jnp.float32,
                          readout=Readout("ttfs")), LI
+
+
+def test_cosine_schedule_horizon_is_fixed_at_the_start_and_drives_adamw():
+    # the horizon defaults to the run's epochs and is stored, so resuming with more epochs
+    # keeps it; checkpoints from before schedules existed resume at a constant rate
+    cos = TrainConfig(task="yinyang", epochs=7, lr_schedule="cosine").resolved()
+    assert cos.decay_epochs == 7 and TrainConfig.from_json(cos.to_json()) == cos
+    old = TrainConfig(task="yinyang").resolved().to_json()
+    del old["lr_schedule"], old["decay_epochs"]
+    assert TrainConfig.from_json(old).resolved().lr_schedule == "constant"
+    # AdamW with a constant gradient steps by exactly the learning rate (m_hat / sqrt(v_hat)
+    # = 1), so its updates trace the schedule: cosine from lr to COSINE_FINAL * lr over
+    # 4 steps, then flat
+    net = build_network("yinyang", load_model("lif"), load_model("lif"), (2,), 5, 3,
+                        key=jr.key(0), dtype=jnp.float32, readout=Readout("ttfs"))
+    params, _ = eqx.partition(net, trainable(net))
+    grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 1e-3), params)
+    opt = make_optimizer(0.01, 0.0, 1e6, "cosine", 4, COSINE_FINAL)
+    state = opt.init(params)
+    steps = []
+    for _ in range(6):
+        updates, state = opt.update(grads, state, params)
+        steps.append(-float(updates.weights[0]["w"][0, 0]))
+    k = np.arange(6)
+    want = 0.01 * (COSINE_FINAL + (1 - COSINE_FINAL) * (1 + np.cos(np.pi * np.minimum(k, 4) / 4)) / 2)
+    np.testing.assert_allclose(steps, want, rtol=1e-4)
+    assert make_optimizer(0.01, 0.0, 1e6, "cosine", 4, COSINE_FINAL) is opt  # cached: no retrace
 
 
 def test_time_constants_are_floored_after_a_step_and_nothing_else_is():

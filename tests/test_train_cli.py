@@ -49,13 +49,17 @@ def _check_run_dir(out: Path, epochs: int, plots=("curves", "raster", "voltages"
 
 
 def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
-    # with the silent-target term: its quadrature read-out in training and evaluation
-    args = ["yinyang", "--model", "lif", "--hidden", "6", "--silent-push", "1.0", *TINY]
+    # with the silent-target term: its quadrature read-out in training and evaluation; and
+    # a cosine schedule over the 2 epochs (its step count is in the optimiser state)
+    args = ["yinyang", "--model", "lif", "--hidden", "6", "--silent-push", "1.0",
+            "--lr-schedule", "cosine", "--decay-epochs", "2", *TINY]
     traces = eqx.debug.get_num_traces(engine.train_step)
     # uninterrupted: 2 epochs
     assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
     rows = _check_run_dir(tmp_path / "a", 2)
     assert rows[0]["train_loss"] != rows[1]["train_loss"]
+    # yinyang default lr 5e-3: half-way down the cosine after epoch 1, at 1 % after epoch 2
+    np.testing.assert_allclose([r["lr"] for r in rows], [5e-3 * (0.01 + 0.99 / 2), 5e-5], rtol=1e-6)
     # killed after epoch 1, resumed for one more
     assert main([*args, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
     after_one = (tmp_path / "b" / "checkpoint.eqx").read_bytes()

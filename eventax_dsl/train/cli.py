@@ -21,7 +21,7 @@ import argparse
 import sys
 import time
 
-from .config import TASK_DEFAULTS, TASKS, TrainConfig
+from .config import LR_SCHEDULES, TASK_DEFAULTS, TASKS, TrainConfig
 from .readout import LOSSES
 
 __all__ = ["main"]
@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=S)
     g.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=S)
     g.add_argument("--lr", type=float, default=S, help="AdamW learning rate")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=S,
+                   help="constant (default) or cosine: decay to 1%% of --lr over --decay-epochs")
+    g.add_argument("--decay-epochs", type=int, default=S,
+                   help="cosine: epochs to decay over (default --epochs of the first run; "
+                        "kept on --resume, after it the rate stays at 1%%)")
     g.add_argument("--weight-decay", type=float, default=S, help="AdamW decay on weights (1e-4)")
     g.add_argument("--clip", type=float, default=S, help="global gradient-norm clip (1.0)")
     g.add_argument("--sample-clip", type=float, default=S,

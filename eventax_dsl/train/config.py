@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .readout import LOSSES
 
-__all__ = ["MODEL_DIR", "TASKS", "TASK_DEFAULTS", "TrainConfig", "load_model", "resolve_model"]
+__all__ = ["COSINE_FINAL", "LR_SCHEDULES", "MODEL_DIR", "TASKS", "TASK_DEFAULTS", "TrainConfig",
+           "load_model", "resolve_model"]
 
 #: The model library shipped with the repository.
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -31,6 +32,11 @@ TASKS = ("yinyang", "mnist", "xor")
 #: pull of near-grazing spikes). Without either, LIF TTFS runs drifted into silence.
 SILENT_PUSH = 10.0
 SAMPLE_CLIP = 10.0
+
+#: Learning-rate schedules: ``constant``, or ``cosine`` decay from ``lr`` to
+#: ``COSINE_FINAL * lr`` over ``decay_epochs`` (then constant at that value).
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FINAL = 0.01
 
 #: Per-task defaults for the fields left at ``None``.
 TASK_DEFAULTS = {
@@ -84,6 +90,9 @@ class TrainConfig:
     = the read-out window end).
 
     **Optimisation**: ``epochs``, ``batch_size``, ``lr`` (AdamW),
+    ``lr_schedule`` (``constant``, or ``cosine``: decay to ``COSINE_FINAL * lr``
+    over ``decay_epochs``, default the run's ``epochs`` when it starts; stored, so
+    resuming with more epochs keeps the schedule and continues at the final rate),
     ``weight_decay`` (on weights only), ``clip`` (global gradient norm),
     ``sample_clip`` (per-sample gradient norm, before averaging; default
     ``SAMPLE_CLIP`` for ``ttfs``, 0 = off, the default for the voltage losses),
@@ -116,6 +125,8 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    lr_schedule: str = "constant"
+    decay_epochs: int | None = None
     weight_decay: float = 1e-4
     clip: float = 1.0
     sample_clip: float | None = None
@@ -160,6 +171,14 @@ class TrainConfig:
             cfg.silent_push = SILENT_PUSH if cfg.loss == "ttfs" else 0.0
         if cfg.sample_clip is None:
             cfg.sample_clip = SAMPLE_CLIP if cfg.loss == "ttfs" else 0.0
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose one of: "
+                             f"{', '.join(LR_SCHEDULES)}")
+        if cfg.lr_schedule == "constant":
+            if cfg.decay_epochs is not None:
+                raise ValueError("decay_epochs needs lr_schedule='cosine'")
+        elif cfg.decay_epochs is None:
+            cfg.decay_epochs = cfg.epochs
         if cfg.readout_model is None:
             cfg.readout_model = cfg.model if cfg.loss == "ttfs" else "li"
         if cfg.eval_batch_size is None:
@@ -177,6 +196,7 @@ class TrainConfig:
                                                                   and min(cfg.hidden) >= 1),
             ("plot_points", cfg.plot_points >= 2),
             ("silent_push", cfg.silent_push >= 0),
+            ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1),
         ]
         for name, ok in checks:
             if not ok:

@@ -29,7 +29,7 @@ import optax
 
 from ..sim import simulate
 
-__all__ = ["EvalOutput", "eval_step", "make_optimizer", "train_step"]
+__all__ = ["EvalOutput", "eval_step", "learning_rate", "make_optimizer", "train_step"]
 
 
 # ---------------------------------------------------------------- optimiser
@@ -39,16 +39,35 @@ def _decay_mask(params):
     return eqx.tree_at(lambda m: m.weights, mask, jtu.tree_map(lambda _: True, params.weights))
 
 
+def learning_rate(lr: float, schedule: str = "constant", decay_steps: int = 0,
+                  final: float = 0.01):
+    """The learning rate as AdamW takes it: ``lr`` itself, or a function of the step.
+
+    ``schedule="cosine"``: ``lr * (final + (1 - final) * (1 + cos(pi * k / decay_steps)) / 2)``
+    at step ``k``, and ``final * lr`` from ``decay_steps`` on.
+    """
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        if decay_steps < 1:
+            raise ValueError(f"a cosine schedule needs decay_steps >= 1, got {decay_steps}")
+        return optax.cosine_decay_schedule(lr, decay_steps, alpha=final)
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
 @functools.lru_cache(maxsize=None)
-def make_optimizer(lr: float, weight_decay: float, clip: float) -> optax.GradientTransformation:
-    """Global-norm clipping to ``clip``, then AdamW (decay on weights only).
+def make_optimizer(lr: float, weight_decay: float, clip: float, schedule: str = "constant",
+                   decay_steps: int = 0, final: float = 0.01) -> optax.GradientTransformation:
+    """Global-norm clipping to ``clip``, then AdamW (decay on weights only) at the
+    rate :func:`learning_rate` gives.
 
     Cached: equal arguments give the *same* object, which keeps the jit cache of
     :func:`train_step` (where it is a static argument) valid across runs.
     """
     return optax.chain(
         optax.clip_by_global_norm(clip),
-        optax.adamw(lr, weight_decay=weight_decay, mask=_decay_mask),
+        optax.adamw(learning_rate(lr, schedule, decay_steps, final), weight_decay=weight_decay,
+                    mask=_decay_mask),
     )
 
 

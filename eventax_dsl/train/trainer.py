@@ -39,6 +39,7 @@ columns in ``metrics.csv``):
                             ``silent_fraction``: samples without one
 ``samples_per_s``,          training throughput and duration of the epoch
 ``epoch_s``
+``lr``                      the learning rate after the epoch (``--lr-schedule``)
 ==========================  ====================================================
 """
 
@@ -62,8 +63,8 @@ import numpy as np
 from ..sim import SimOptions, trainable
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
-from .config import TrainConfig, load_model
-from .engine import eval_step, make_optimizer, train_step
+from .config import COSINE_FINAL, TrainConfig, load_model
+from .engine import eval_step, learning_rate, make_optimizer, train_step
 from .readout import Readout
 from .tasks import Split, load_task
 
@@ -120,7 +121,11 @@ class Trainer:
                 max_spikes = max(1, cfg.max_spikes_per_neuron * n_spiking)
             self.options = SimOptions(amos=cfg.amos, max_spikes=max_spikes, rtol=cfg.rtol,
                                       atol=cfg.atol)
-            self.optimizer = make_optimizer(float(cfg.lr), float(cfg.weight_decay), float(cfg.clip))
+            self.batches_per_epoch = len(self.data.train) // cfg.batch_size
+            sched = (cfg.lr_schedule, (cfg.decay_epochs or 0) * self.batches_per_epoch, COSINE_FINAL)
+            self.lr_at = learning_rate(float(cfg.lr), *sched)
+            self.optimizer = make_optimizer(float(cfg.lr), float(cfg.weight_decay), float(cfg.clip),
+                                            *sched)
             spiking = [p for p, pop in enumerate(net.populations) if type(pop).SPIKING]
             out_spiking = type(net.populations[net.output]).SPIKING
             self.first_pop = net.output if out_spiking else (spiking[-1] if spiking else net.output)
@@ -277,7 +282,7 @@ class Trainer:
         B = cfg.batch_size
         split = self.data.train
         order = self._epoch_order(self.epoch)
-        n_batches = len(split) // B
+        n_batches = self.batches_per_epoch
         from tqdm.auto import tqdm  # noqa: PLC0415
 
         bar = tqdm(range(n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
@@ -305,7 +310,8 @@ class Trainer:
                 f"non-finite training loss in epoch {self.epoch + 1}; lower the learning rate "
                 "or check the model")
         self.epoch += 1
-        return {"train_loss": float(losses.mean()), "train_acc": float(accs.mean()),
+        lr = self.lr_at(self.epoch * n_batches) if callable(self.lr_at) else self.lr_at
+        return {"lr": float(lr), "train_loss": float(losses.mean()), "train_acc": float(accs.mean()),
                 "samples_per_s": n_batches * B / elapsed, "epoch_s": elapsed}
 
     def fit(self, epochs: int | None = None) -> TrainResult:
