@@ -282,6 +282,9 @@ def test_with_quadrature_validation_and_caching():
         with_quadrature(with_quadrature(LI), "v")
     with pytest.raises(ValueError, match="tau must be > 0"):
         with_quadrature(LI, "v", 0.0)
+    with pytest.raises(ValueError, match="unknown integral.*'max'"):
+        with_quadrature(LI, "v", 50.0, ("int", "max"))
+    assert with_quadrature(LI, "v", 50.0, ("int",)) is not with_quadrature(LI, "v", 50.0)
 
 
 def test_quadrature_is_closed_form_for_linear_models_and_matches_numeric():
@@ -353,6 +356,41 @@ def test_closed_form_quadrature_while_refractory_matches_numeric():
     numeric = net.state_at(x, times, integrator="numeric", rtol=1e-12, atol=1e-12)
     for k in ("q_int", "q_exp", "v"):
         np.testing.assert_allclose(exact[k], numeric[k], rtol=1e-10, atol=1e-11, err_msg=k)
+
+
+@pytest.mark.parametrize("model", ["li", "rlif", "qif"])
+def test_quadrature_subsets_add_only_their_states_and_match_the_full_wrapper(model):
+    """A loss asks only for the integrals it reads; each subset gives the same values as
+    the full wrapper: LI by solves, RLIF also by the matrix exponential while clamped,
+    QIF numerically (under error control, so to the solver tolerance)."""
+    from eventax_dsl import compile_source  # noqa: PLC0415
+    from eventax_dsl.compiler import class_from_source  # noqa: PLC0415
+
+    if model == "rlif":
+        M = class_from_source(compile_source(_REFRACTORY_LIF).source, "rlif_quadrature_test")
+        w = jnp.array([[3.0, 0.8]])
+    else:
+        M = load_model(model)
+        w = jnp.array([[0.9, -0.5]]) if model == "li" else jnp.array([[1.2, 0.6]])
+    net = Network.create([M.create(2)], 1, [("input", 0)], key=jr.key(0))
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, w)
+    x = jnp.array([[1.0, 2.0, 9.0]])
+    times = jnp.array([0.0, 5.0, 12.0, 30.0])
+    # the QIF voltage is infinite after a reset: integrate its (bounded) spike condition
+    obs = SPIKE_CONDITION if model == "qif" else "v"
+    full = attach_quadrature(net, obs, 20.0).state_at(x, times, rtol=1e-12, atol=1e-12)
+    if model == "rlif":  # the clamped flow is used: neuron 0 is refractory inside [0, 30]
+        assert np.isfinite(np.asarray(net.spikes(x, 30.0)[0])[:2]).all()
+    tol = dict(rtol=1e-9, atol=1e-10) if model == "qif" else dict(rtol=1e-12, atol=1e-13)
+    for integrals, states in [(("int",), ("q_int",)), (("exp",), ("q_w", "q_exp")), ((), ())]:
+        wrapped = attach_quadrature(net, obs, 20.0, integrals)
+        cls = type(wrapped.populations[0])
+        assert cls.QUAD_STATES == states and cls.state_names() == M.state_names() + states
+        assert set(states) <= set(cls.EXACT_STATES) or model == "qif"
+        got = wrapped.state_at(x, times, rtol=1e-12, atol=1e-12)
+        assert set(got) == set(M.OBSERVABLES) | set(states) | {f"{obs}_dot"}
+        for k in (*states, "v", f"{obs}_dot"):
+            np.testing.assert_allclose(got[k], full[k], **tol, err_msg=f"{integrals}: {k}")
 
 
 # -------------------------------- voltage losses through the simulation, FD

@@ -104,7 +104,7 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
         net = FeedForward(models, list(hidden) + [n_classes], in_size, key=key, dtype=dtype,
                           weight_init=[_init_for(m) for m in models])
     if readout is not None and readout.quadrature is not None:
-        net = attach_quadrature(net, readout.quadrature, readout.tau)
+        net = attach_quadrature(net, readout.quadrature, readout.tau, readout.integrals)
     return net
 
 

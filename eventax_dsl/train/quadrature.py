@@ -3,8 +3,9 @@
 The voltage losses (:mod:`eventax_dsl.train.losses`) need ``int V(t) dt`` and
 ``int V(t) exp(-t / tau) dt`` over a window. A Riemann sum over sampled voltages
 would be only as accurate as its grid; instead :func:`with_quadrature` adds
-three states to a neuron model, integrated with the rest of the network to the
-adaptive solver's tolerance:
+states to a neuron model, integrated with the rest of the network to the
+adaptive solver's tolerance (``integrals=("int", "exp")``: all three; a loss asks
+only for those it reads, see :attr:`~eventax_dsl.train.Readout.integrals`):
 
 ==========  ==========================  ====================================
 state       equation                    value at time ``t``
@@ -17,7 +18,7 @@ state       equation                    value at time ``t``
 ``V`` is one scalar observable of the model (``"v"`` by default), or, with
 ``observable=SPIKE_CONDITION``, the model's spike condition (used by the TTFS
 loss's silent-target term, :func:`~eventax_dsl.train.losses.ttfs_loss`). The wrapped
-model also observes these three states and ``{V}_dot``, the time derivative of
+model also observes its quadrature states and ``{V}_dot``, the time derivative of
 the observable from the model's own vector field (``grad observe . dynamics``),
 which :func:`~eventax_dsl.train.losses.max_over_time` uses for its Hermite
 refinement. Spikes, resets and input rules are those of the model (the
@@ -87,10 +88,14 @@ import numpy as np
 from ..contract import NeuronModel, StateSpec
 from ..runtime import float_dtype
 
-__all__ = ["QUADRATURE_STATES", "SPIKE_CONDITION", "attach_quadrature", "with_quadrature"]
+__all__ = ["INTEGRALS", "QUADRATURE_STATES", "SPIKE_CONDITION", "attach_quadrature", "with_quadrature"]
 
-#: Names of the added states, in order.
+#: Names of the states :func:`with_quadrature` can add, in order.
 QUADRATURE_STATES = ("q_int", "q_w", "q_exp")
+
+#: The integrals :func:`with_quadrature` can add: ``"int"`` (``q_int``) and ``"exp"``
+#: (``q_w`` and ``q_exp``).
+INTEGRALS = ("int", "exp")
 
 #: Pass as ``observable`` to integrate the model's spike condition (``c >= 0``: spike)
 #: instead of an observable: bounded where a voltage is not (the ``qif`` voltage
@@ -100,10 +105,15 @@ SPIKE_CONDITION = "spike_condition"
 _CACHE: dict[tuple, type] = {}
 
 
-def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float = 50.0) -> type:
+def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float = 50.0,
+                    integrals: tuple[str, ...] = INTEGRALS) -> type:
     """A subclass of ``model`` with the quadrature states of ``observable`` (module docs).
 
     ``tau`` (ms) is the time constant of the exponential weight ``exp(-t / tau)``.
+    ``integrals``: which integrals to add, a subset of :data:`INTEGRALS`: ``"int"``
+    (state ``q_int``) and ``"exp"`` (states ``q_w``, ``q_exp``); each costs solver
+    work at every step, so a loss asks only for what it reads. With ``()`` the
+    wrapper adds no state, only the observable ``{observable}_dot``.
     The same arguments return the same class, so ``jit`` caches stay valid.
     Raises ``ValueError`` if ``observable`` is not a scalar observable of ``model``
     or a name would clash.
@@ -122,28 +132,34 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
     tau = float(tau)
     if not tau > 0:
         raise ValueError(f"with_quadrature: tau must be > 0, got {tau}")
+    unknown = sorted(set(integrals) - set(INTEGRALS))
+    if unknown:
+        raise ValueError(f"with_quadrature: unknown integral(s) {', '.join(map(repr, unknown))}; "
+                         f"choose from {', '.join(map(repr, INTEGRALS))}")
+    want_int, want_exp = "int" in integrals, "exp" in integrals
+    added = tuple(k for k, on in zip(QUADRATURE_STATES, (want_int, want_exp, want_exp)) if on)
     dot = f"{observable}_dot"
     taken = set(model.state_names()) | set(model.OBSERVABLES)
     clash = sorted(taken & (set(QUADRATURE_STATES) | {dot}))
     if clash:
         raise ValueError(f"with_quadrature: {model.NAME} already uses the name(s) {', '.join(clash)}")
-    key = (model, observable, tau)
+    key = (model, observable, tau, added)
     cls = _CACHE.get(key)
     if cls is not None:
         return cls
 
     own = model.state_names()
     exact = _affine_in_exact_states(model, observable)
-    solvable = exact and _invertible_generator(model, tau)
+    solvable = exact and _invertible_generator(model, tau if want_exp else None)
 
     def split(s):
-        return {k: s[k] for k in own}, {k: s[k] for k in QUADRATURE_STATES}
+        return {k: s[k] for k in own}, {k: s[k] for k in added}
 
     def init(self, p):
         base = model.init(self, p)
         dtype = float_dtype(p)
-        return {**base, "q_int": jnp.zeros((), dtype), "q_w": jnp.ones((), dtype),
-                "q_exp": jnp.zeros((), dtype)}
+        start = {"q_int": 0.0, "q_w": 1.0, "q_exp": 0.0}
+        return {**base, **{k: jnp.asarray(start[k], dtype) for k in added}}
 
     read = _reader(model, observable)
 
@@ -160,7 +176,12 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         base, q = split(s)
         f = model.dynamics(self, p, base)
         value = observed(self, p, base)
-        return {**f, "q_int": value, "q_w": -q["q_w"] / tau, "q_exp": value * q["q_w"]}
+        rates = {}
+        if want_int:
+            rates["q_int"] = value
+        if want_exp:
+            rates.update(q_w=-q["q_w"] / tau, q_exp=value * q["q_w"])
+        return {**f, **rates}
 
     def spike_condition(self, p, s):
         return model.spike_condition(self, p, split(s)[0])
@@ -183,63 +204,87 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         return out
 
     def quadrature_flow(self, p, base, q, dt, clamped):
+        # one matrix exponential of the augmented linear system (module docs), holding
+        # only the blocks of the integrals asked for
         E = model.EXACT_STATES
         n = len(E)
         dtype = jnp.result_type(*(base[k] for k in E))
-
         A, b, c, d = _affine_parts(model, self, p, base, clamped, observed)
-        # augmented order: x (n), 1, q_int, q_w, z (n), q_exp
-        m = 2 * n + 4
-        one, qi, qw, z, qe = n, n + 1, n + 2, n + 3, 2 * n + 3
+        # augmented order: x (n), 1, [q_int], [q_w, z (n), q_exp]
+        one = n
+        qi = n + 1
+        qw = qi + (1 if want_int else 0)
+        z, qe = qw + 1, qw + 1 + n
+        m = (qe + 1) if want_exp else qw
         eye = jnp.eye(n, dtype=dtype)
-        M = jnp.zeros((m, m), dtype)
-        M = M.at[:n, :n].set(A).at[:n, one].set(b)
-        M = M.at[qi, :n].set(c).at[qi, one].set(d)
-        M = M.at[qw, qw].set(-1.0 / tau)
-        M = M.at[z:z + n, z:z + n].set(A - eye / tau).at[z:z + n, qw].set(b)
-        M = M.at[qe, z:z + n].set(c).at[qe, qw].set(d)
         x0 = jnp.stack([base[k] for k in E])
-        w0 = jnp.concatenate([x0, jnp.stack([jnp.ones((), dtype), q["q_int"], q["q_w"]]),
-                              x0 * q["q_w"], q["q_exp"][None]])
-        w1 = jax.scipy.linalg.expm(M * dt) @ w0
-        return {"q_int": w1[qi], "q_w": q["q_w"] * jnp.exp(-dt / tau), "q_exp": w1[qe]}
+        M = jnp.zeros((m, m), dtype).at[:n, :n].set(A).at[:n, one].set(b)
+        w0 = [x0, jnp.ones((1,), dtype)]
+        if want_int:
+            M = M.at[qi, :n].set(c).at[qi, one].set(d)
+            w0.append(q["q_int"][None])
+        if want_exp:
+            M = M.at[qw, qw].set(-1.0 / tau)
+            M = M.at[z:z + n, z:z + n].set(A - eye / tau).at[z:z + n, qw].set(b)
+            M = M.at[qe, z:z + n].set(c).at[qe, qw].set(d)
+            w0 += [q["q_w"][None], x0 * q["q_w"], q["q_exp"][None]]
+        w1 = jax.scipy.linalg.expm(M * dt) @ jnp.concatenate(w0)
+        out = {}
+        if want_int:
+            out["q_int"] = w1[qi]
+        if want_exp:
+            out.update(q_w=q["q_w"] * jnp.exp(-dt / tau), q_exp=w1[qe])
+        return out
 
     def solved_quadrature(self, p, base, base1, q, dt):
         # x' = A x + b integrated over [0, dt] gives x1 - x0 = A int(x) + b dt, and
         # u = x exp(-s/tau) gives u1 - u0 = (A - I/tau) int(u) + b tau (1 - exp(-dt/tau)):
-        # two small solves, with x1 from the model's own closed form (module docs)
+        # one small solve per integral, with x1 from the model's own closed form
         E = model.EXACT_STATES
         dtype = jnp.result_type(*(base[k] for k in E))
         A, b, c, d = _affine_parts(model, self, p, base, False, observed)
         x0, x1 = jnp.stack([base[k] for k in E]), jnp.stack([base1[k] for k in E])
-        decay, rise = jnp.exp(-dt / tau), -jnp.expm1(-dt / tau)
-        ix = jnp.linalg.solve(A, x1 - x0 - b * dt)
-        iu = jnp.linalg.solve(A - jnp.eye(len(E), dtype=dtype) / tau, decay * x1 - x0 - b * tau * rise)
-        return {"q_int": q["q_int"] + c @ ix + d * dt, "q_w": q["q_w"] * decay,
-                "q_exp": q["q_exp"] + q["q_w"] * (c @ iu + d * tau * rise)}
+        out = {}
+        if want_int:
+            ix = jnp.linalg.solve(A, x1 - x0 - b * dt)
+            out["q_int"] = q["q_int"] + c @ ix + d * dt
+        if want_exp:
+            decay, rise = jnp.exp(-dt / tau), -jnp.expm1(-dt / tau)
+            iu = jnp.linalg.solve(A - jnp.eye(len(E), dtype=dtype) / tau,
+                                  decay * x1 - x0 - b * tau * rise)
+            out.update(q_w=q["q_w"] * decay,
+                       q_exp=q["q_exp"] + q["q_w"] * (c @ iu + d * tau * rise))
+        return out
 
     def flow(self, p, s, dt):
         base, q = split(s)
         base1 = model.flow(self, p, base, dt)
+        if not added:
+            return base1
         if solvable:
             return {**base1, **solved_quadrature(self, p, base, base1, q, dt)}
         return {**base1, **quadrature_flow(self, p, base, q, dt, False)}
 
     def flow_clamped(self, p, s, dt):
         base, q = split(s)
-        return {**model.flow_clamped(self, p, base, dt),
-                **quadrature_flow(self, p, base, q, dt, True)}
+        base1 = model.flow_clamped(self, p, base, dt)
+        if not added:
+            return base1
+        return {**base1, **quadrature_flow(self, p, base, q, dt, True)}
 
+    what = " and ".join({"int": "integral", "exp": "exp-weighted integral"}[k]
+                        for k in INTEGRALS if k in integrals) or "time derivative"
     namespace = {
         "__module__": model.__module__,
-        "__doc__": f"{model.__name__} with quadrature states of {observable!r} (tau = {tau} ms); "
-        "see eventax_dsl.train.quadrature.",
+        "__doc__": f"{model.__name__} with the {what} of {observable!r}"
+        + (f" (tau = {tau} ms)" if want_exp else "") + "; see eventax_dsl.train.quadrature.",
         "NAME": f"{model.NAME}+quadrature",
-        "STATES": tuple(model.STATES) + tuple(StateSpec(k) for k in QUADRATURE_STATES),
-        "OBSERVABLES": tuple(model.OBSERVABLES) + QUADRATURE_STATES + (dot,),
+        "STATES": tuple(model.STATES) + tuple(StateSpec(k) for k in added),
+        "OBSERVABLES": tuple(model.OBSERVABLES) + added + (dot,),
         "QUAD_BASE": model,
         "QUAD_OBSERVABLE": observable,
         "QUAD_TAU": tau,
+        "QUAD_STATES": added,
         "init": init,
         "dynamics": dynamics,
         "spike_condition": spike_condition,
@@ -248,7 +293,7 @@ def with_quadrature(model: type[NeuronModel], observable: str = "v", tau: float 
         "observe": observe,
     }
     if exact:
-        namespace.update(EXACT_STATES=tuple(model.EXACT_STATES) + QUADRATURE_STATES,
+        namespace.update(EXACT_STATES=tuple(model.EXACT_STATES) + added,
                          flow=flow, flow_clamped=flow_clamped)
     cls = type(model)(f"{model.__name__}Quadrature", (model,), namespace)
     _CACHE[key] = cls
@@ -275,10 +320,11 @@ def _affine_parts(model, pop, p, base, clamped, observed):
     return jax.jacfwd(field)(zero), field(zero), jax.grad(value)(zero), value(zero)
 
 
-def _invertible_generator(model: type[NeuronModel], tau: float) -> bool:
-    """Are ``A`` and ``A - I / tau`` (module docs) well conditioned at the model's default
-    parameters? Then the quadrature needs two small solves instead of a matrix
-    exponential. True for every model whose exact states all leak (``li``, ``lif``)."""
+def _invertible_generator(model: type[NeuronModel], tau: float | None) -> bool:
+    """Are ``A`` and ``A - I / tau`` (module docs; ``A`` alone if ``tau`` is ``None``) well
+    conditioned at the model's default parameters? Then the quadrature needs small
+    solves instead of a matrix exponential. True for every model whose exact states all
+    leak (``li``, ``lif``)."""
     try:
         pop = model.create(1)
         p = {k: v[0] for k, v in pop.params.items()}
@@ -287,7 +333,8 @@ def _invertible_generator(model: type[NeuronModel], tau: float) -> bool:
         base = {k: jnp.zeros((), dtype) for k in E}
         A = np.asarray(_affine_parts(model, pop, p, base, False, lambda *_: jnp.zeros((), dtype))[0], float)
         bound = 1e-3 / float(jnp.finfo(dtype).eps)
-        conds = [np.linalg.cond(m) for m in (A, A - np.eye(len(E)) / tau)]
+        mats = (A,) if tau is None else (A, A - np.eye(len(E)) / tau)
+        conds = [np.linalg.cond(m) for m in mats]
         return all(np.isfinite(c) and c < bound for c in conds)
     except Exception:  # noqa: BLE001 - anything unexpected: keep the matrix exponential
         return False
@@ -343,8 +390,9 @@ def _affine_in_exact_states(model: type[NeuronModel], observable: str) -> bool:
     return True
 
 
-def attach_quadrature(net, observable: str = "v", tau: float = 50.0):
+def attach_quadrature(net, observable: str = "v", tau: float = 50.0,
+                      integrals: tuple[str, ...] = INTEGRALS):
     """``net`` with its output population wrapped by :func:`with_quadrature` (same parameters)."""
     pop = net.populations[net.output]
-    wrapped = with_quadrature(type(pop), observable, tau)(params=pop.params)
+    wrapped = with_quadrature(type(pop), observable, tau, tuple(integrals))(params=pop.params)
     return eqx.tree_at(lambda n: n.populations[n.output], net, wrapped)

@@ -98,6 +98,14 @@ class Readout:
         return SPIKE_CONDITION if self.pushes else None
 
     @property
+    def integrals(self) -> tuple[str, ...]:
+        """The integrals the loss reads (``integrals`` of
+        :func:`~eventax_dsl.train.quadrature.with_quadrature`): ``q_int`` for ``"integral"``
+        and the silent-target term, ``q_exp`` for ``"exp-integral"``, none for ``"max"``
+        (which reads the voltage and its time derivative)."""
+        return {"max": (), "integral": ("int",), "exp-integral": ("exp",)}.get(self.kind, ("int",))
+
+    @property
     def tau(self) -> float:
         """Time constant of the exponential weight of ``"exp-integral"``."""
         return float(self.t_end if self.exp_tau is None else self.exp_tau)
