@@ -17,8 +17,8 @@ run piecewise and the table rebuilt with ``--table-only``.
 Configurations
 --------------
 - ``yinyang``: 5-50-3, batch 256, AdamW, clip 1.0; lr 0.005 for ``ttfs`` (with
-  ``eventax-train``'s TTFS defaults ``--sample-clip 10 --silent-push 10``, shown in
-  the loss label) and 0.001 for the voltage losses (``li`` read-out); models ``lif``, ``lif-amos``,
+  ``eventax-train``'s TTFS defaults ``--sample-clip 10 --silent-push 10 --revive 1``, shown
+  in the loss label) and 0.001 for the voltage losses (``li`` read-out); models ``lif``, ``lif-amos``,
   ``qif``, ``eif``, ``izhikevich``, ``izhikevich-amos``, ``dendritic``; losses
   ``ttfs``, ``max``, ``integral``, ``exp-integral``.
 - ``mnist``: 784-200-10 LIF with an ``li`` read-out, ``exp-integral`` loss,
@@ -35,7 +35,8 @@ Examples::
     python benchmarks/paper_table.py --table-only --json results/paper_table.json
     python benchmarks/paper_table.py yinyang --models lif --losses ttfs --batch-size 32 \\
         --lr 0.002                                   # LIF TTFS as in benchmarks/RESULTS.md
-    python benchmarks/paper_table.py yinyang --losses ttfs --sample-clip 0 --silent-push 0
+    python benchmarks/paper_table.py yinyang --losses ttfs --sample-clip 0 --silent-push 0 \
+        --revive 0
                                                      # the paper's plain TTFS loss
     python benchmarks/paper_table.py yinyang --lr-schedule cosine    # lr decays over --epochs
 """
@@ -54,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eventax_dsl.train import train  # noqa: E402
-from eventax_dsl.train.config import LR_SCHEDULES, SAMPLE_CLIP, SILENT_PUSH  # noqa: E402
+from eventax_dsl.train.config import LR_SCHEDULES, REVIVE, SAMPLE_CLIP, SILENT_PUSH  # noqa: E402
 
 #: model label -> (library model, amos)
 MODELS = {
@@ -95,6 +96,7 @@ def configurations(args) -> list[dict]:
         if run["loss"] == "ttfs":  # the TTFS-only remedies (docs/training.md)
             run["sample_clip"] = args.sample_clip
             run["silent_push"] = args.silent_push
+            run["revive"] = args.revive
         if args.hidden is not None:
             run["hidden"] = tuple(args.hidden)
         if args.lr_schedule != "constant":
@@ -109,6 +111,8 @@ def variant(run: dict) -> str:
         parts.append(f"clip{run['sample_clip']:g}")
     if run.get("silent_push"):
         parts.append(f"push{run['silent_push']:g}")
+    if run.get("revive"):
+        parts.append(f"revive{run['revive']:g}")
     if run.get("lr_schedule"):
         parts.append(run["lr_schedule"])
     return "+".join(parts)
@@ -165,6 +169,9 @@ def main(argv=None) -> int:
     p.add_argument("--silent-push", type=float, default=SILENT_PUSH,
                    help="ttfs runs: silent-target term weight (eventax-train --silent-push; "
                         f"default {SILENT_PUSH:g}, 0: off)")
+    p.add_argument("--revive", type=float, default=REVIVE,
+                   help="ttfs runs: dead-hidden-neuron term weight (eventax-train --revive; "
+                        f"default {REVIVE:g}, 0: off)")
     p.add_argument("--train-size", type=int, default=None, help="first N samples only (checks)")
     p.add_argument("--val-size", type=int, default=None)
     p.add_argument("--test-size", type=int, default=None)

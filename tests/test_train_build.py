@@ -19,7 +19,7 @@ from eventax_dsl.train.build import (
 )
 from eventax_dsl.train.engine import apply_floors, make_optimizer
 from eventax_dsl.sim import trainable
-from eventax_dsl.train.config import COSINE_FINAL, MODEL_DIR, SAMPLE_CLIP, SILENT_PUSH
+from eventax_dsl.train.config import COSINE_FINAL, MODEL_DIR, REVIVE, SAMPLE_CLIP, SILENT_PUSH
 
 
 def test_resolve_model_names_paths_and_errors(tmp_path):
@@ -43,6 +43,10 @@ def test_config_defaults_validation_and_json_roundtrip():
     ttfs = TrainConfig(task="yinyang").resolved()
     assert ttfs.silent_push == SILENT_PUSH > 0 and cfg.silent_push == 0.0
     assert ttfs.sample_clip == SAMPLE_CLIP > 0 and cfg.sample_clip == 0.0
+    assert ttfs.revive == REVIVE > 0 and cfg.revive == 0.0
+    older = ttfs.to_json()
+    del older["revive"]  # a checkpoint from before the dead-neuron term resumes without it
+    assert TrainConfig.from_json(older).resolved().revive == 0.0
     assert TrainConfig(task="yinyang", silent_push=0.0).resolved().silent_push == 0.0
     old = ttfs.to_json()
     del old["silent_push"]
@@ -52,7 +56,10 @@ def test_config_defaults_validation_and_json_roundtrip():
     old["sample_clip"] = 3.0  # an old run that asked for clipping keeps it
     assert TrainConfig.from_json(old).resolved().sample_clip == 3.0
     for bad, message in [(dict(loss="max", silent_push=1.0), "applies to the ttfs loss only"),
-                         (dict(silent_push=-1.0), "invalid silent_push"),(dict(task="cifar"), "unknown task 'cifar'"),
+                         (dict(silent_push=-1.0), "invalid silent_push"),
+                         (dict(revive=-1.0), "invalid revive"),
+                         (dict(loss="max", revive=1.0), "revive applies to the ttfs loss only"),
+                         (dict(task="cifar"), "unknown task 'cifar'"),
                          (dict(loss="hinge"), "unknown loss 'hinge'"),
                          (dict(lr=-1.0), "invalid lr"),
                          (dict(init_gain="big"), "init_gain must be 'auto' or a number"),

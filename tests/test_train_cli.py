@@ -49,10 +49,11 @@ def _check_run_dir(out: Path, epochs: int, plots=("curves", "raster", "voltages"
 
 
 def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
-    # with the silent-target term: its quadrature read-out in training and evaluation; and
-    # a cosine schedule over the 2 epochs (its step count is in the optimiser state)
+    # with the silent-target term (its quadrature read-out in training and evaluation),
+    # the dead-neuron term, and a cosine schedule over the 2 epochs (its step count is in
+    # the optimiser state)
     args = ["yinyang", "--model", "lif", "--hidden", "6", "--silent-push", "1.0",
-            "--lr-schedule", "cosine", "--decay-epochs", "2", *TINY]
+            "--revive", "1.0", "--lr-schedule", "cosine", "--decay-epochs", "2", *TINY]
     traces = eqx.debug.get_num_traces(engine.train_step)
     # uninterrupted: 2 epochs
     assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
@@ -92,6 +93,7 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
         (["xor", "--hidden", "4", "4"], "one recurrent hidden population"),
         (["yinyang", "--train-size", "4", "--batch", "8"], "fewer than one batch"),
         (["yinyang", "--loss", "max", "--silent-push", "1"], "silent_push applies to the ttfs"),
+        (["yinyang", "--loss", "max", "--revive", "1"], "revive applies to the ttfs loss only"),
     ],
 )
 def test_clear_errors(tmp_path, capsys, argv, message):

@@ -28,6 +28,7 @@ from eventax_dsl.train import (  # noqa: E402
     cross_entropy,
     load_model,
     max_over_time,
+    revive_term,
     ttfs_loss,
     ttfs_predict,
     window_exp_integral,
@@ -144,6 +145,69 @@ def test_silent_target_push_through_simulation_closed_form_and_finite_difference
     assert abs(ad - fd) <= 1e-6 * max(abs(fd), 1e-3), (ad, fd)
     # the spiking output's first spike time gets the usual exact gradient as well
     assert np.all(gw[:, 0] != 0)
+
+
+def test_revive_term_counts_only_dead_neurons():
+    c = jnp.array([[-0.3, 0.0, -1.2], [-0.7, -0.1, -0.4]])
+    dead = jnp.array([1.0, 0.0, 1.0])
+    np.testing.assert_allclose(float(revive_term(c, dead)), (0.3 + 1.2 + 0.7 + 0.4) / 2, rtol=1e-14)
+    g = np.asarray(jax.grad(lambda m: revive_term(m, dead))(c))
+    np.testing.assert_array_equal(g, -np.array([[1.0, 0.0, 1.0]] * 2) / 2)
+    with pytest.raises(ValueError, match="revive applies to the ttfs loss only"):
+        Readout(kind="integral", revive=1.0)
+
+
+def test_revive_term_through_simulation_closed_form_and_finite_differences():
+    """2 inputs -> 2 hidden LIF -> 2 output LIF, float64. Hidden neuron 0 fires and drives
+    both outputs; hidden neuron 1 stays below threshold. The simulation stops at the
+    second output spike, where hidden 1's spike condition equals the closed-form sum of
+    its PSPs minus the threshold; dead_hidden marks it (only it), and the gradient of
+    the training loss with the dead-neuron term, which also moves with the stopping time,
+    matches central finite differences."""
+    from eventax_dsl.train.engine import batch_loss, dead_hidden  # noqa: PLC0415
+
+    LIF = load_model("lif")
+    tm, ts = 10.0, 5.0
+    hid, out = LIF.create(2, tau_mem=tm, tau_syn=ts), LIF.create(2, tau_mem=tm, tau_syn=ts)
+    net = Network.create([hid, out], 2, [("input", 0), (0, 1)], key=jr.key(0))
+    w_in = jnp.array([[6.0, 0.5], [5.0, 0.4]])
+    w_out = jnp.array([[7.0, 6.0], [0.3, 0.2]])
+    net = eqx.tree_at(lambda n: (n.weights[0]["w"], n.weights[1]["w"]), net, (w_in, w_out))
+    readout = Readout(kind="ttfs", t_end=T_MAX, revive=0.5)
+    x = jnp.array([2.0, 6.0])
+    opts = SimOptions(rtol=1e-12, atol=1e-12)
+    scores, (c_end, spiked) = jax.jit(
+        lambda n: readout.forward(n, x, jnp.asarray(0.0), opts, hidden=True))(net)
+    scores = np.asarray(scores)
+    assert np.isfinite(scores).all() and list(np.asarray(spiked)) == [True, False]
+    t_stop = float(scores.max())
+
+    def psp(wk, tk):
+        s = t_stop - tk
+        return wk * ts / (ts - tm) * (np.exp(-s / ts) - np.exp(-s / tm))
+
+    want = sum(psp(float(w_in[k, 1]), float(x[k])) for k in range(2)) - 1.0
+    np.testing.assert_allclose(float(c_end[1]), want, rtol=1e-10)
+
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    xb, yb, tb = x[None], jnp.array([1]), jnp.zeros((1,))
+    dead = dead_hidden(params, static, xb, tb, readout, opts)
+    np.testing.assert_array_equal(np.asarray(dead), [0.0, 1.0])
+    without = float(batch_loss(params, static, xb, yb, tb, readout, opts)[0])
+    value_and_grad = jax.jit(jax.value_and_grad(
+        lambda p: batch_loss(p, static, xb, yb, tb, readout, opts, dead)[0]))
+    value, grads = value_and_grad(params)
+    np.testing.assert_allclose(float(value), without + 0.5 * -float(c_end[1]), rtol=1e-12)
+    gw = np.asarray(grads.weights[0]["w"])
+    assert np.all(gw[:, 1] < 0), gw  # raising the dead neuron's input weights lowers the loss
+    h = 1e-5
+    for i, select in enumerate([lambda p: p.weights[0]["w"], lambda p: p.weights[1]["w"]]):
+        d = jr.normal(jr.key(4 + i), select(params).shape, jnp.float64)
+        plus = eqx.tree_at(select, params, select(params) + h * d)
+        minus = eqx.tree_at(select, params, select(params) - h * d)
+        fd = (float(value_and_grad(plus)[0]) - float(value_and_grad(minus)[0])) / (2 * h)
+        ad = float(jnp.sum(select(grads) * d))
+        assert abs(ad - fd) <= 1e-6 * max(abs(fd), 1e-3), (i, ad, fd)
 
 
 def test_spike_condition_quadrature_of_a_qif_neuron_matches_the_trapezoid_rule():

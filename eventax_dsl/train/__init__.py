@@ -29,6 +29,7 @@ from .losses import (
     cross_entropy,
     finite_times,
     max_over_time,
+    revive_term,
     ttfs_loss,
     ttfs_predict,
     voltage_predict,
@@ -41,7 +42,8 @@ from .trainer import Trainer, TrainResult, train
 
 __all__ = [
     "LOSSES", "TASKS", "Readout", "TrainConfig", "TrainResult", "Trainer", "attach_quadrature",
-    "cross_entropy", "finite_times", "load_model", "max_over_time", "resolve_model", "train",
+    "cross_entropy", "finite_times", "load_model", "max_over_time", "resolve_model", "revive_term",
+    "train",
     "ttfs_loss", "ttfs_predict", "voltage_predict", "window_exp_integral", "window_integral",
     "with_quadrature",
 ]

@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--silent-push", type=float, default=S,
                    help="ttfs: weight of the term that raises a target output that never "
                         "spiked towards threshold (default 10; 0: off; docs/training.md)")
+    g.add_argument("--revive", type=float, default=S,
+                   help="ttfs: weight of the term that raises hidden neurons that spiked in "
+                        "none of a batch's samples towards threshold (default 1; 0: off; "
+                        "docs/training.md)")
     g.add_argument("--max-grid", type=int, default=S, help="max loss: grid points (50)")
     g.add_argument("--no-hermite", dest="hermite", action="store_false", default=S,
                    help="max loss: no cubic Hermite refinement between grid points")

@@ -28,8 +28,9 @@ import jax.tree_util as jtu
 import optax
 
 from ..sim import simulate
+from .losses import revive_term
 
-__all__ = ["EvalOutput", "eval_step", "learning_rate", "make_optimizer", "train_step"]
+__all__ = ["EvalOutput", "dead_hidden", "eval_step", "learning_rate", "make_optimizer", "train_step"]
 
 
 # ---------------------------------------------------------------- optimiser
@@ -72,16 +73,35 @@ def make_optimizer(lr: float, weight_decay: float, clip: float, schedule: str = 
 
 
 # --------------------------------------------------------------------- train
-def batch_loss(params, static, x, y, t0, readout, options):
-    """Mean loss and accuracy of a batch (``x``: ``(B, in_size[, k])``)."""
+def batch_loss(params, static, x, y, t0, readout, options, dead=None):
+    """Mean loss and accuracy of a batch (``x``: ``(B, in_size[, k])``).
+
+    ``dead`` (``(n_hidden,)``, see :func:`dead_hidden`): add ``readout.revive`` times
+    the dead-neuron term :func:`~eventax_dsl.train.losses.revive_term`.
+    """
     net = eqx.combine(params, static)
-    scores = jax.vmap(lambda xi, ti: readout.forward(net, xi, ti, options))(x, t0)
-    loss = readout.loss(scores, y)
+    if dead is None:
+        scores = jax.vmap(lambda xi, ti: readout.forward(net, xi, ti, options))(x, t0)
+        loss = readout.loss(scores, y)
+    else:
+        scores, (c_end, _) = jax.vmap(
+            lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
+        loss = readout.loss(scores, y) + readout.revive * revive_term(c_end, dead)
     acc = jnp.mean(readout.predict(scores) == y)
     return loss, acc
 
 
-def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float):
+def dead_hidden(params, static, x, t0, readout, options):
+    """``(n_hidden,)``: 1.0 for each spiking hidden neuron that spiked in none of the
+    batch's samples, else 0.0 (a forward pass; no gradient flows through it)."""
+    net = eqx.combine(jax.lax.stop_gradient(params), static)
+    _, (_, spiked) = jax.vmap(
+        lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
+    return (~jnp.any(spiked, axis=0)).astype(jnp.result_type(float))
+
+
+def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float,
+                      dead=None):
     """Batch-mean loss, accuracy and gradient, each sample's gradient clipped first.
 
     Why: an exact spike-time gradient is ``-(dc/dtheta) / (dc/dt)``, which diverges
@@ -95,7 +115,7 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
     per-sample gradients cost no extra simulation, only ``B`` copies of the gradient.
     """
     def one(p, xi, yi, ti):
-        return batch_loss(p, static, xi[None], yi[None], ti[None], readout, options)
+        return batch_loss(p, static, xi[None], yi[None], ti[None], readout, options, dead)
 
     (losses, accs), grads = jax.vmap(eqx.filter_value_and_grad(one, has_aux=True),
                                      in_axes=(None, 0, 0, 0))(params, x, y, t0)
@@ -118,15 +138,19 @@ def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
     With ``sample_clip`` (a float, static) every sample's gradient is scaled down to
     norm at most ``sample_clip`` before the batch average (:func:`clipped_mean_grad`).
     ``floors`` (static; :func:`~eventax_dsl.train.build.time_constant_floors`): after
-    the update each listed parameter is clipped to at least its bound.
+    the update each listed parameter is clipped to at least its bound. With
+    ``readout.revive > 0`` the loss has the dead-neuron term over the hidden neurons
+    that spiked in none of this batch's samples (:func:`dead_hidden`).
     """
+    # the dead-neuron term needs the whole batch's spikes first: one more forward pass
+    dead = dead_hidden(params, static, x, t0, readout, options) if readout.revives else None
     if sample_clip is None:
         (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
-            params, static, x, y, t0, readout, options
+            params, static, x, y, t0, readout, options, dead
         )
     else:
         loss, acc, grads = clipped_mean_grad(params, static, x, y, t0, readout, options,
-                                             sample_clip)
+                                             sample_clip, dead)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
     return apply_floors(params, floors), opt_state, loss, acc

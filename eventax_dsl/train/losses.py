@@ -39,6 +39,7 @@ __all__ = [
     "cross_entropy",
     "finite_times",
     "max_over_time",
+    "revive_term",
     "ttfs_loss",
     "ttfs_predict",
     "voltage_predict",
@@ -72,6 +73,22 @@ def cross_entropy(logits, labels, *, reduce: bool = True):
 
 
 # -------------------------------------------------------- time to first spike
+def revive_term(c_end, dead, *, reduce: bool = True):
+    """The dead-neuron term: ``sum_j dead_j * (-c_j)``, per sample (mean over samples
+    if ``reduce``).
+
+    ``c_end``: ``(..., n)`` each hidden neuron's spike condition where the simulation
+    stopped (``c >= 0``: spike; a neuron that has not spiked by then has ``c < 0``);
+    ``dead``: ``(n,)`` 1 for the neurons that spiked in none of the batch's samples, 0
+    otherwise (treated as a constant). A dead neuron receives no gradient from any
+    spike-time loss; this term's gradient raises its spike condition towards threshold
+    until it spikes somewhere in a batch, and then the term is gone.
+    """
+    dead = jnp.asarray(dead, jnp.asarray(c_end).dtype)
+    per = jnp.sum(-jnp.asarray(c_end) * dead, axis=-1)
+    return jnp.mean(per) if reduce else per
+
+
 def ttfs_loss(
     t_first,
     labels,

@@ -9,7 +9,10 @@ read* (it is a static argument of the jitted training step). Four kinds:
   wrapped with quadrature states of its spike condition, and the scores gain a
   second row: each output neuron's mean spike condition over ``[0, T]``, which
   the loss uses to push a *silent* target neuron towards its threshold (the
-  spike time of a neuron that never spiked has no gradient).
+  spike time of a neuron that never spiked has no gradient). With ``revive > 0``
+  the training loss also pushes hidden neurons that spiked in none of a batch's
+  samples towards threshold (:meth:`Readout.hidden_activity`,
+  :func:`~eventax_dsl.train.losses.revive_term`).
 - ``"max"``, ``"integral"``, ``"exp-integral"``: the scores are logits read
   from the output voltage over the window ``[t0, T]`` (``t0`` is per sample:
   0 for Yin-Yang and MNIST, the cue time for delayed XOR); loss: softmax
@@ -53,6 +56,8 @@ class Readout:
       points (:func:`~eventax_dsl.train.losses.max_over_time`).
     - ``silent_push``: TTFS only, the weight ``beta`` of the silent-target term of
       :func:`~eventax_dsl.train.losses.ttfs_loss` (``0``: off).
+    - ``revive``: TTFS only, the weight of the dead-neuron term
+      :func:`~eventax_dsl.train.losses.revive_term` in the training loss (``0``: off).
     """
 
     kind: str = "ttfs"
@@ -65,6 +70,7 @@ class Readout:
     grid: int = 50
     hermite: bool = True
     silent_push: float = 0.0
+    revive: float = 0.0
 
     def __post_init__(self):
         if self.kind not in LOSSES:
@@ -78,6 +84,10 @@ class Readout:
         if self.silent_push and self.kind != "ttfs":
             raise ValueError("silent_push applies to the ttfs loss only (the voltage losses "
                              "already have a gradient for every output)")
+        if not self.revive >= 0:
+            raise ValueError(f"revive must be >= 0, got {self.revive}")
+        if self.revive and self.kind != "ttfs":
+            raise ValueError("revive applies to the ttfs loss only")
 
     @property
     def voltage(self) -> bool:
@@ -88,6 +98,11 @@ class Readout:
     def pushes(self) -> bool:
         """Whether the TTFS loss has the silent-target term (``silent_push > 0``)."""
         return self.kind == "ttfs" and self.silent_push > 0
+
+    @property
+    def revives(self) -> bool:
+        """Whether the training loss has the dead-neuron term (``revive > 0``)."""
+        return self.kind == "ttfs" and self.revive > 0
 
     @property
     def quadrature(self) -> str | None:
@@ -153,16 +168,38 @@ class Readout:
         q = jnp.where(jnp.isfinite(q), q, jnp.zeros_like(q))
         return jnp.stack([t_first, q / self.t_end])
 
-    def forward(self, net, input_times, t0, options):
-        """Scores of one sample: first spike times (see :meth:`ttfs_scores`) or logits."""
+    def forward(self, net, input_times, t0, options, *, hidden: bool = False):
+        """Scores of one sample: first spike times (see :meth:`ttfs_scores`) or logits.
+
+        ``hidden=True`` (TTFS only) returns ``(scores, hidden_activity)``, the second
+        as :meth:`hidden_activity` gives it, from the same simulation.
+        """
         if self.kind == "ttfs":
-            if not self.pushes:
+            if not (self.pushes or hidden):
                 return net.ttfs(input_times, self.t_end, options=options)
             res = simulate(net, input_times, self.t_end, options=options,
-                           obs_times=self.obs_times(t0), stop_when_output_spiked=True,
-                           record_spikes=False)
-            return self.ttfs_scores(res.first_spike[net.output], res.observed)
+                           obs_times=self.obs_times(t0) if self.pushes else None,
+                           stop_when_output_spiked=True, record_spikes=False)
+            scores = self.ttfs_scores(res.first_spike[net.output], res.observed)
+            return (scores, self.hidden_activity(net, res)) if hidden else scores
+        if hidden:
+            raise ValueError("hidden activity is read for the ttfs loss only")
         return self.logits(net.state_at(input_times, self.obs_times(t0), options=options), t0)
+
+    @staticmethod
+    def hidden_activity(net, res):
+        """``(c_end, spiked)`` of the spiking hidden neurons (every spiking population but
+        the output, concatenated in population order) of one simulation ``res``: the
+        spike condition at the time the simulation stopped, and whether the neuron
+        spiked before it."""
+        hidden = [p for p, pop in enumerate(net.populations)
+                  if type(pop).SPIKING and p != net.output]
+        if not hidden:
+            empty = jnp.zeros((0,), res.t.dtype)
+            return empty, empty.astype(bool)
+        c = jnp.concatenate([net.populations[p].spike_conditions(res.state[p]) for p in hidden])
+        spiked = jnp.concatenate([jnp.isfinite(res.first_spike[p]) for p in hidden])
+        return c, spiked
 
     # ---------------------------------------------------------------- a batch
     def loss(self, scores, labels, *, reduce: bool = True):

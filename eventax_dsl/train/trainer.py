@@ -111,7 +111,7 @@ class Trainer:
             self.readout = Readout(kind=cfg.loss, t_end=float(cfg.t_max), tau0=cfg.tau0,
                                    tau1=cfg.tau1, alpha=cfg.alpha, exp_tau=cfg.exp_tau,
                                    grid=cfg.max_grid, hermite=cfg.hermite,
-                                   silent_push=float(cfg.silent_push))
+                                   silent_push=float(cfg.silent_push), revive=float(cfg.revive))
             net = build_network(cfg.task, self.hidden_model, self.readout_model, cfg.hidden,
                                 self.data.in_size, self.data.n_classes, key=init_key(cfg.seed),
                                 dtype=self.dtype, readout=self.readout)

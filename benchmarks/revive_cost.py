@@ -1,0 +1,64 @@
+"""What the dead-neuron term (``eventax-train --revive``) costs per training step.
+
+    python benchmarks/revive_cost.py [--model lif] [--steps 12]
+
+Two trainers on Yin-Yang 5-50-3 (TTFS, batch 32, the same seed, so the same calibrated
+network), one with ``revive=0`` and one with ``revive=1``, run
+:func:`eventax_dsl.train.engine.train_step` on the same batches, alternately, without
+applying the updates (every call sees the same parameters). The first call of each is
+compilation and is dropped; the script prints the median seconds per step and the ratio.
+With the term, each step has one extra forward pass (finding the batch's dead hidden
+neurons, :func:`eventax_dsl.train.engine.dead_hidden`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="lif")
+    p.add_argument("--steps", type=int, default=12)
+    args = p.parse_args(argv)
+
+    import jax  # noqa: PLC0415
+
+    from eventax_dsl.train import TrainConfig  # noqa: PLC0415
+    from eventax_dsl.train.engine import train_step  # noqa: PLC0415
+    from eventax_dsl.train.trainer import Trainer  # noqa: PLC0415
+
+    def make(revive):
+        cfg = TrainConfig(task="yinyang", model=args.model, loss="ttfs", hidden=(50,),
+                          batch_size=32, train_size=320, val_size=32, test_size=32,
+                          progress=False, plots=False, revive=revive)
+        return Trainer(cfg, log=None)
+
+    trainers = {0.0: make(0.0), 1.0: make(1.0)}
+    split = trainers[0.0].data.train
+    times = {k: [] for k in trainers}
+    for step in range(args.steps):
+        idx = [32 * (step % 10) + i for i in range(32)]
+        for revive, t in trainers.items():
+            x, y, t0 = t._device(split.x[idx], split.y[idx], split.t0[idx])
+            start = time.perf_counter()
+            jax.block_until_ready(train_step(
+                t.params, t.opt_state, t.static, x, y, t0, t.readout, t.optimizer, t.options,
+                t.cfg.sample_clip or None, t.floors))
+            if step:
+                times[revive].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{args.model} 5-50-3 TTFS, batch 32, median of {args.steps - 1} steps: "
+          f"{med[0.0]:.3f} s without --revive, {med[1.0]:.3f} s with it, "
+          f"ratio {med[1.0] / med[0.0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
