@@ -7,8 +7,9 @@ network), one with ``revive=0`` and one with ``revive=1``, run
 :func:`eventax_dsl.train.engine.train_step` on the same batches, alternately, without
 applying the updates (every call sees the same parameters). The first call of each is
 compilation and is dropped; the script prints the median seconds per step and the ratio.
-With the term, each step has one extra forward pass (finding the batch's dead hidden
-neurons, :func:`eventax_dsl.train.engine.dead_hidden`).
+The batch's dead hidden neurons come out of the same forward pass as the loss
+(:func:`eventax_dsl.train.engine.dead_mask`), so the term should cost little beyond
+differentiating the hidden spike conditions at the stopping time.
 """
 
 from __future__ import annotations

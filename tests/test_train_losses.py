@@ -8,6 +8,8 @@
   simulation) against central finite differences in float64.
 """
 
+import dataclasses
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -161,10 +163,11 @@ def test_revive_term_through_simulation_closed_form_and_finite_differences():
     """2 inputs -> 2 hidden LIF -> 2 output LIF, float64. Hidden neuron 0 fires and drives
     both outputs; hidden neuron 1 stays below threshold. The simulation stops at the
     second output spike, where hidden 1's spike condition equals the closed-form sum of
-    its PSPs minus the threshold; dead_hidden marks it (only it), and the gradient of
+    its PSPs minus the threshold; dead_mask marks it (only it), and the gradient of
     the training loss with the dead-neuron term, which also moves with the stopping time,
-    matches central finite differences."""
-    from eventax_dsl.train.engine import batch_loss, dead_hidden  # noqa: PLC0415
+    matches central finite differences. With a second sample in which it spikes, the
+    term vanishes, on the per-sample-clipped path too."""
+    from eventax_dsl.train.engine import batch_loss, clipped_mean_grad, dead_mask  # noqa: PLC0415
 
     LIF = load_model("lif")
     tm, ts = 10.0, 5.0
@@ -191,11 +194,11 @@ def test_revive_term_through_simulation_closed_form_and_finite_differences():
 
     params, static = eqx.partition(net, eqx.is_inexact_array)
     xb, yb, tb = x[None], jnp.array([1]), jnp.zeros((1,))
-    dead = dead_hidden(params, static, xb, tb, readout, opts)
-    np.testing.assert_array_equal(np.asarray(dead), [0.0, 1.0])
-    without = float(batch_loss(params, static, xb, yb, tb, readout, opts)[0])
+    np.testing.assert_array_equal(np.asarray(dead_mask(spiked[None])), [0.0, 1.0])
+    off = dataclasses.replace(readout, revive=0.0)
+    without = float(batch_loss(params, static, xb, yb, tb, off, opts)[0])
     value_and_grad = jax.jit(jax.value_and_grad(
-        lambda p: batch_loss(p, static, xb, yb, tb, readout, opts, dead)[0]))
+        lambda p: batch_loss(p, static, xb, yb, tb, readout, opts)[0]))
     value, grads = value_and_grad(params)
     np.testing.assert_allclose(float(value), without + 0.5 * -float(c_end[1]), rtol=1e-12)
     gw = np.asarray(grads.weights[0]["w"])
@@ -208,6 +211,25 @@ def test_revive_term_through_simulation_closed_form_and_finite_differences():
         fd = (float(value_and_grad(plus)[0]) - float(value_and_grad(minus)[0])) / (2 * h)
         ad = float(jnp.sum(select(grads) * d))
         assert abs(ad - fd) <= 1e-6 * max(abs(fd), 1e-3), (i, ad, fd)
+
+    # A batch of two samples; hidden neuron 1 spikes in the second only (a strong input 1):
+    # no neuron is dead in the batch, so the term vanishes for *both* samples -- also on
+    # the per-sample-clipped path, where each sample is differentiated on its own but the
+    # mask is the batch's (psum over the vmapped axis).
+    x2 = jnp.array([[2.0, jnp.inf], [jnp.inf, 1.0]])
+    w_hot = eqx.tree_at(lambda p: p.weights[0]["w"], params, w_in.at[1, 1].set(6.0))
+    _, (_, spiked2) = jax.vmap(lambda xi: readout.forward(
+        eqx.combine(w_hot, static), xi, jnp.asarray(0.0), opts, hidden=True))(x2)
+    assert np.asarray(spiked2).tolist() == [[True, False], [True, True]]
+    y2, t2 = jnp.array([1, 0]), jnp.zeros((2,))
+    with_term = float(batch_loss(w_hot, static, x2, y2, t2, readout, opts)[0])
+    np.testing.assert_allclose(with_term, float(batch_loss(w_hot, static, x2, y2, t2, off, opts)[0]),
+                               rtol=1e-12)
+    loss_c, _, g_c = jax.jit(lambda p: clipped_mean_grad(p, static, x2, y2, t2, readout, opts, 1e9))(w_hot)
+    np.testing.assert_allclose(float(loss_c), with_term, rtol=1e-12)
+    g_plain = jax.jit(jax.grad(lambda p: batch_loss(p, static, x2, y2, t2, off, opts)[0]))(w_hot)
+    for a, b in zip(jax.tree_util.tree_leaves(g_c), jax.tree_util.tree_leaves(g_plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
 def test_spike_condition_quadrature_of_a_qif_neuron_matches_the_trapezoid_rule():

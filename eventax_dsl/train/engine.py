@@ -30,7 +30,7 @@ import optax
 from ..sim import simulate
 from .losses import revive_term
 
-__all__ = ["EvalOutput", "dead_hidden", "eval_step", "learning_rate", "make_optimizer", "train_step"]
+__all__ = ["EvalOutput", "dead_mask", "eval_step", "learning_rate", "make_optimizer", "train_step"]
 
 
 # ---------------------------------------------------------------- optimiser
@@ -73,35 +73,45 @@ def make_optimizer(lr: float, weight_decay: float, clip: float, schedule: str = 
 
 
 # --------------------------------------------------------------------- train
-def batch_loss(params, static, x, y, t0, readout, options, dead=None):
+def batch_loss(params, static, x, y, t0, readout, options, axis_name=None):
     """Mean loss and accuracy of a batch (``x``: ``(B, in_size[, k])``).
 
-    ``dead`` (``(n_hidden,)``, see :func:`dead_hidden`): add ``readout.revive`` times
-    the dead-neuron term :func:`~eventax_dsl.train.losses.revive_term`.
+    With ``readout.revives`` the loss has ``readout.revive`` times the dead-neuron
+    term :func:`~eventax_dsl.train.losses.revive_term` over the hidden neurons that
+    spiked in none of the batch's samples (:func:`dead_mask`), found in the same
+    forward pass. ``axis_name``: when this is called per sample under
+    ``jax.vmap(..., axis_name=axis_name)`` (:func:`clipped_mean_grad`), "the batch"
+    is the whole vmapped batch, not the one sample.
     """
     net = eqx.combine(params, static)
-    if dead is None:
+    if not readout.revives:
         scores = jax.vmap(lambda xi, ti: readout.forward(net, xi, ti, options))(x, t0)
         loss = readout.loss(scores, y)
     else:
-        scores, (c_end, _) = jax.vmap(
+        scores, (c_end, spiked) = jax.vmap(
             lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
+        dead = dead_mask(spiked, axis_name)
         loss = readout.loss(scores, y) + readout.revive * revive_term(c_end, dead)
     acc = jnp.mean(readout.predict(scores) == y)
     return loss, acc
 
 
-def dead_hidden(params, static, x, t0, readout, options):
-    """``(n_hidden,)``: 1.0 for each spiking hidden neuron that spiked in none of the
-    batch's samples, else 0.0 (a forward pass; no gradient flows through it)."""
-    net = eqx.combine(jax.lax.stop_gradient(params), static)
-    _, (_, spiked) = jax.vmap(
-        lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
-    return (~jnp.any(spiked, axis=0)).astype(jnp.result_type(float))
+def dead_mask(spiked, axis_name=None):
+    """``(n_hidden,)``: 1.0 for each hidden neuron that spiked in none of the samples,
+    else 0.0, as a constant (no gradient flows through it).
+
+    ``spiked``: ``(B, n_hidden)`` bool, whether each neuron spiked in each sample
+    (:meth:`~eventax_dsl.train.readout.Readout.forward` with ``hidden=True``). Under
+    ``jax.vmap(..., axis_name=axis_name)`` the count is also summed over the vmapped
+    axis, so every sample sees the mask of the whole batch.
+    """
+    count = jnp.sum(spiked.astype(jnp.int32), axis=0)
+    if axis_name is not None:
+        count = jax.lax.psum(count, axis_name)
+    return jax.lax.stop_gradient((count == 0).astype(jnp.result_type(float)))
 
 
-def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float,
-                      dead=None):
+def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float):
     """Batch-mean loss, accuracy and gradient, each sample's gradient clipped first.
 
     Why: an exact spike-time gradient is ``-(dc/dtheta) / (dc/dt)``, which diverges
@@ -113,12 +123,14 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
     gradient to ``sample_clip`` (``g_i * min(1, c / |g_i|)``) bounds that pull and leaves
     every sample below the bound exact. Samples are simulated independently, so the
     per-sample gradients cost no extra simulation, only ``B`` copies of the gradient.
+    The dead-neuron mask is still the whole batch's (a ``psum`` over the vmapped axis).
     """
     def one(p, xi, yi, ti):
-        return batch_loss(p, static, xi[None], yi[None], ti[None], readout, options, dead)
+        return batch_loss(p, static, xi[None], yi[None], ti[None], readout, options,
+                          axis_name="sample")
 
     (losses, accs), grads = jax.vmap(eqx.filter_value_and_grad(one, has_aux=True),
-                                     in_axes=(None, 0, 0, 0))(params, x, y, t0)
+                                     in_axes=(None, 0, 0, 0), axis_name="sample")(params, x, y, t0)
     leaves = [g for g in jtu.tree_leaves(grads) if g is not None]
     sq = sum(jnp.sum(jnp.reshape(g, (g.shape[0], -1)) ** 2, axis=1) for g in leaves)
     norm = jnp.sqrt(sq)
@@ -140,17 +152,15 @@ def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
     ``floors`` (static; :func:`~eventax_dsl.train.build.time_constant_floors`): after
     the update each listed parameter is clipped to at least its bound. With
     ``readout.revive > 0`` the loss has the dead-neuron term over the hidden neurons
-    that spiked in none of this batch's samples (:func:`dead_hidden`).
+    that spiked in none of this batch's samples (:func:`dead_mask`).
     """
-    # the dead-neuron term needs the whole batch's spikes first: one more forward pass
-    dead = dead_hidden(params, static, x, t0, readout, options) if readout.revives else None
     if sample_clip is None:
         (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
-            params, static, x, y, t0, readout, options, dead
+            params, static, x, y, t0, readout, options
         )
     else:
         loss, acc, grads = clipped_mean_grad(params, static, x, y, t0, readout, options,
-                                             sample_clip, dead)
+                                             sample_clip)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
     return apply_floors(params, floors), opt_state, loss, acc
