@@ -116,6 +116,7 @@ class Case:
     time_constants: tuple = ()  # non-learnable time constants, FD-checked on their own
     n: int = 3
     seed: int = 0
+    overrides: tuple = ()  # (name, value) parameter overrides of the hidden population
 
 
 CASES = {
@@ -127,8 +128,10 @@ CASES = {
     "alif": Case("alif", w_in=2.0, time_constants=("tau_adapt",), seed=2),
     "hh": Case("hh", w_in=1.0, time_constants=("tau_syn", "C"), seed=0),
     # EGRU: theta = 0.15 is crossed again and again while the candidate z stays
-    # high, so its weights are small.
-    "egru": Case("egru", w_in=0.3, w_rec=0.05, time_constants=("tau_mem", "tau_syn"), seed=0),
+    # high, so its weights are small; with the update gate half open at rest (b_u = 0,
+    # not the library's closed memory gate) such small inputs make it spike.
+    "egru": Case("egru", w_in=0.3, w_rec=0.05, time_constants=("tau_mem", "tau_syn"), seed=0,
+                 overrides=(("b_u", 0.0),)),
     "dendritic": Case("dendritic", w_in=0.8, time_constants=("t_ref",), seed=4),
 }
 # Compiling one gradient program costs 50-150 s here: these run with -m slow
@@ -139,7 +142,7 @@ SLOW = {"qif", "eif", "izhikevich", "adex", "alif", "hh", "egru", "dendritic"}
 def build(case: Case) -> Network:
     """``input -> M (recurrent, no self-connections) -> LI``, float64."""
     model, readout = load(case.name), load("li")
-    pops = [model.create(case.n), readout.create(2)]
+    pops = [model.create(case.n, **dict(case.overrides)), readout.create(2)]
     net = Network.create(pops, 3, [("input", 0), (0, 0), (0, 1)], key=jr.key(0), output=1)
     rng = np.random.default_rng(case.seed)
     w_in, w_rec = {}, {}
@@ -361,9 +364,10 @@ def test_library_gradients_match_finite_differences(name):
 def build_ttfs_net() -> Network:
     """``input -> EGRU (3, recurrent) -> QIF (2)``: two different spiking models (one
     with three weight channels and a state-dependent input rule), read out by the
-    first spike time of the QIF output neurons."""
+    first spike time of the QIF output neurons. The EGRU's update gate is half open at
+    rest (b_u = 0), so that these small inputs make it spike."""
     egru, qif = load("egru"), load("qif")
-    pops = [egru.create(3), qif.create(2, tau_syn=4.0)]
+    pops = [egru.create(3, b_u=0.0), qif.create(2, tau_syn=4.0)]
     net = Network.create(pops, 3, [("input", 0), (0, 0), (0, 1)], key=jr.key(0), output=1)
     rng = np.random.default_rng(TTFS_SEED)
     w_in = {c.name: jnp.asarray(0.3 * rng.uniform(0.5, 1.5, (3, 3))) for c in egru.CHANNELS}
