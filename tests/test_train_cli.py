@@ -1,7 +1,8 @@
 """``eventax-train`` end to end (in-process ``main([...])``) with tiny networks.
 
 - Yin-Yang: files written (metrics, checkpoint, plots), one compilation of the
-  training step for several runs, and ``--resume`` continuing a run to
+  training step for several runs, and ``--resume`` continuing a run (killed
+  between epochs, or inside one after a ``--checkpoint-every`` checkpoint) to
   bit-for-bit the same checkpoint as an uninterrupted run;
 - clear one-line errors for a bad model, loss, MNIST folder, resume;
 - MNIST, delayed XOR and ``--devices 2`` (slow: each compiles its own programs).
@@ -19,6 +20,7 @@ import pytest
 
 from eventax_dsl.train import engine
 from eventax_dsl.train.cli import main
+from eventax_dsl.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -48,7 +50,7 @@ def _check_run_dir(out: Path, epochs: int, plots=("curves", "raster", "voltages"
     return rows
 
 
-def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
+def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, monkeypatch):
     # with the silent-target term (its quadrature read-out in training and evaluation),
     # the dead-neuron term, and a cosine schedule over the 2 epochs (its step count is in
     # the optimiser state)
@@ -71,7 +73,35 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys):
     assert final != after_one
     # bit-for-bit the same network and optimiser state as the uninterrupted run
     assert final == (tmp_path / "a" / "checkpoint.eqx").read_bytes()
-    # three runs, six steps, one trace of the training step (fixed batch shape)
+
+    # killed inside epoch 2, right after a mid-epoch checkpoint (--checkpoint-every 1: after
+    # batch 1 of 2), resumed: the batch already done is not repeated, and parameters,
+    # optimiser state and the epoch's metrics come out as in the uninterrupted run
+    original = Trainer._write_checkpoint
+
+    def killed_mid_epoch(self):
+        net = original(self)
+        if self.epoch == 1 and self.batch == 1:
+            raise KeyboardInterrupt
+        return net
+
+    monkeypatch.setattr(Trainer, "_write_checkpoint", killed_mid_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        main([*args, "--epochs", "2", "--checkpoint-every", "1", "--out", str(tmp_path / "c")])
+    monkeypatch.setattr(Trainer, "_write_checkpoint", original)
+    meta = json.loads((tmp_path / "c" / "checkpoint.json").read_text())
+    assert (meta["epoch"], meta["batch"], len(meta["partial"]["train_loss"])) == (1, 1, 1)
+    assert main(["yinyang", "--resume", str(tmp_path / "c"), "--no-progress"]) == 0
+    assert "(1 of 2 batches of epoch 2 done)" in capsys.readouterr().err
+    assert (tmp_path / "c" / "checkpoint.eqx").read_bytes() == (tmp_path / "a" / "checkpoint.eqx").read_bytes()
+    timing = {"samples_per_s", "epoch_s"}
+    resumed = _check_run_dir(tmp_path / "c", 2)
+    assert [{k: v for k, v in r.items() if k not in timing} for r in resumed] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in rows]
+    meta = json.loads((tmp_path / "c" / "checkpoint.json").read_text())
+    assert (meta["batch"], meta["partial"]) == (0, None)
+
+    # four runs, ten steps, one trace of the training step (fixed batch shape)
     assert eqx.debug.get_num_traces(engine.train_step) - traces == 1
 
     # resuming may not change what the result depends on

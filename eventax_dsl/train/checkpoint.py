@@ -3,10 +3,12 @@
 A run directory holds
 
 - ``checkpoint.eqx``: the network and the optimiser state after the last
-  finished epoch, written with :func:`equinox.tree_serialise_leaves` (NumPy's
-  ``.npy`` format per leaf: exact bits, no code);
+  finished epoch (or the last ``checkpoint_every`` mark inside an epoch),
+  written with :func:`equinox.tree_serialise_leaves` (NumPy's ``.npy`` format
+  per leaf: exact bits, no code);
 - ``checkpoint.json``: the resolved :class:`~eventax_dsl.train.config.TrainConfig`,
-  the epoch, the metrics history, the best epoch so far, the calibrated gains
+  the epoch (and the batches done inside the next one, with that epoch's running
+  metrics), the metrics history, the best epoch so far, the calibrated gains
   and the RNG description (shuffling keys are ``fold_in(key(seed), epoch)``, so
   the seed and the epoch are the whole RNG state);
 - ``best.eqx``: the network at the epoch with the best validation accuracy.

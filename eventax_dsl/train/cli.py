@@ -27,7 +27,7 @@ from .readout import LOSSES
 __all__ = ["main"]
 
 #: Flags that only change how a run is shown or executed; allowed on --resume.
-_RUNTIME = {"progress", "plots", "devices", "eval_batch_size", "epochs"}
+_RUNTIME = {"progress", "plots", "devices", "eval_batch_size", "epochs", "checkpoint_every"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=S, help="run directory (default runs/<task>-<time>)")
     g.add_argument("--resume", default=S, metavar="DIR", help="continue the run saved in DIR; "
                    "--epochs is the new total")
+    g.add_argument("--checkpoint-every", type=int, default=S, metavar="N",
+                   help="also checkpoint after every N training batches (for long epochs; "
+                        "--resume continues at that batch). Default: at each epoch's end")
     g.add_argument("--devices", type=int, default=S, help="data-parallel over N devices")
     g.add_argument("--no-plots", dest="plots", action="store_false", default=S)
     g.add_argument("--no-progress", dest="progress", action="store_false", default=S)
@@ -128,7 +131,10 @@ def main(argv=None) -> int:
             trainer = Trainer.resume(resume, epochs=epochs, **runtime, **others)
             if trainer.cfg.task != task:
                 raise ValueError(f"the run in '{resume}' is a {trainer.cfg.task} run, not {task}")
-            print(f"resuming {resume} at epoch {trainer.epoch} of {trainer.cfg.epochs}", file=sys.stderr)
+            where = (f" ({trainer.batch} of {trainer.batches_per_epoch} batches of epoch "
+                     f"{trainer.epoch + 1} done)" if trainer.batch else "")
+            print(f"resuming {resume} at epoch {trainer.epoch} of {trainer.cfg.epochs}{where}",
+                  file=sys.stderr)
         else:
             if "out" not in args:
                 args["out"] = f"runs/{task}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -116,8 +116,10 @@ class TrainConfig:
 
     **Data and output**: ``data_dir`` (MNIST), ``train_size``/``val_size``/
     ``test_size`` (use only the first N samples of a split), ``eval_batch_size``,
-    ``out`` (run directory), ``devices`` (data-parallel devices), ``plots``,
-    ``progress``, ``plot_points``.
+    ``out`` (run directory), ``checkpoint_every`` (also checkpoint after every N
+    training batches, for epochs too long to lose; default: at the end of each
+    epoch only), ``devices`` (data-parallel devices), ``plots``, ``progress``,
+    ``plot_points``.
     """
 
     task: str = "yinyang"
@@ -156,6 +158,7 @@ class TrainConfig:
     test_size: int | None = None
     eval_batch_size: int | None = None
     out: str | None = None
+    checkpoint_every: int | None = None
     devices: int | None = None
     plots: bool = True
     progress: bool = True
@@ -205,6 +208,7 @@ class TrainConfig:
             ("silent_push", cfg.silent_push >= 0),
             ("revive", cfg.revive >= 0),
             ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1),
+            ("checkpoint_every", cfg.checkpoint_every is None or cfg.checkpoint_every >= 1),
         ]
         for name, ok in checks:
             if not ok:

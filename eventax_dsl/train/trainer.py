@@ -18,6 +18,15 @@ Everything the next epoch depends on -- parameters, optimiser state, epoch
 number, seed -- is in the checkpoint, so :meth:`Trainer.resume` continues a
 killed run to bit-for-bit the same parameters as an uninterrupted one.
 
+Long epochs (MNIST on a CPU: hours) can also be checkpointed inside the epoch:
+with ``checkpoint_every=N`` the checkpoint is rewritten after every ``N``
+training batches, with the position in the epoch (``"batch"``) and the epoch's
+running loss, accuracy and training time (``"partial"``) in ``checkpoint.json``.
+A run resumed from there skips the batches already done (the epoch's order is
+recomputed from the seed) and ends with the same parameters and the same
+metrics as an uninterrupted run; ``samples_per_s`` then counts training time
+only, not the time the run was down.
+
 Metrics per epoch (``metrics.jsonl``, one JSON object per line, and the same
 columns in ``metrics.csv``):
 
@@ -144,6 +153,8 @@ class Trainer:
             self.plot_times = jnp.linspace(0.0, cfg.t_max, cfg.plot_points, dtype=self.dtype)
 
             self.epoch = 0
+            self.batch = 0  # training batches done in the current epoch (mid-epoch checkpoints)
+            self._partial: dict | None = None
             self.history: list[dict] = []
             self.best: dict | None = None
             self.gains: list[float] | None = None
@@ -151,6 +162,8 @@ class Trainer:
                 like = (net, self.optimizer.init(self._partition(net)[0]))
                 net, opt_state = ckpt.load_tree(Path(_restore["dir"]) / ckpt.CHECKPOINT, like)
                 self.epoch = int(_restore["epoch"])
+                self.batch = int(_restore.get("batch", 0))
+                self._partial = _restore.get("partial")
                 self.history = list(_restore["history"])
                 self.best = _restore.get("best")
                 self.gains = _restore.get("gains")
@@ -285,9 +298,16 @@ class Trainer:
         n_batches = self.batches_per_epoch
         from tqdm.auto import tqdm  # noqa: PLC0415
 
-        bar = tqdm(range(n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress, leave=False, file=sys.stderr)
-        losses, accs = [], []
+        # a run resumed from a mid-epoch checkpoint continues where it stopped
+        first = self.batch
+        partial = self._partial or {"train_loss": [], "train_acc": [], "train_s": 0.0}
+        losses, accs = list(partial["train_loss"]), list(partial["train_acc"])
+        if len(losses) != first:
+            raise ValueError(f"corrupt checkpoint: {len(losses)} batch losses for {first} batches")
+        every = cfg.checkpoint_every if self.out is not None else None
+        bar = tqdm(range(first, n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                   disable=not cfg.progress, leave=False, file=sys.stderr, initial=first,
+                   total=n_batches)
         start = time.perf_counter()
         for b in bar:
             idx = order[b * B:(b + 1) * B]
@@ -299,12 +319,21 @@ class Trainer:
             accs.append(acc)
             if cfg.progress:
                 loss_f, acc_f = float(loss), float(acc)
-                rate = (b + 1) * B / (time.perf_counter() - start)
+                rate = (b + 1 - first) * B / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{loss_f:.4f}", acc=f"{acc_f:.3f}", samples_s=f"{rate:.1f}")
+            if every and (b + 1) % every == 0 and b + 1 < n_batches:
+                self.batch = b + 1
+                self._partial = {
+                    "train_loss": [float(v) for v in jax.device_get(losses)],
+                    "train_acc": [float(v) for v in jax.device_get(accs)],
+                    "train_s": partial["train_s"] + time.perf_counter() - start,
+                }
+                self._write_checkpoint()
         losses = np.asarray(jax.device_get(losses), float)
         accs = np.asarray(jax.device_get(accs), float)
-        elapsed = time.perf_counter() - start
+        elapsed = partial["train_s"] + time.perf_counter() - start
         bar.close()
+        self.batch, self._partial = 0, None
         if not np.all(np.isfinite(losses)):
             raise FloatingPointError(
                 f"non-finite training loss in epoch {self.epoch + 1}; lower the learning rate "
@@ -351,14 +380,21 @@ class Trainer:
     # --------------------------------------------------------------- output
     def save(self, improved: bool = False) -> None:
         """Write the checkpoint, ``best.eqx`` (if ``improved``) and the metrics files."""
+        net = self._write_checkpoint()
+        if improved:
+            ckpt.save_tree(self.out / ckpt.BEST, net)
+        self._write_metrics()
+
+    def _write_checkpoint(self):
+        """Write ``checkpoint.eqx`` and ``checkpoint.json`` (the current position); returns the net."""
         out = self.out
         net = jax.device_get(self.net)
         ckpt.save_tree(out / ckpt.CHECKPOINT, (net, jax.device_get(self.opt_state)))
-        if improved:
-            ckpt.save_tree(out / ckpt.BEST, net)
         meta = {
             "config": self.cfg.to_json(),
             "epoch": self.epoch,
+            "batch": self.batch,
+            "partial": self._partial,
             "history": self.history,
             "best": self.best,
             "gains": self.gains,
@@ -367,7 +403,7 @@ class Trainer:
             "versions": {"jax": jax.__version__, "equinox": eqx.__version__},
         }
         ckpt.save_json(out / ckpt.META, _jsonable(meta))
-        self._write_metrics()
+        return net
 
     def _write_metrics(self) -> None:
         rows = [_jsonable(r) for r in self.history]
@@ -405,12 +441,13 @@ class Trainer:
 
         ``epochs``: the new total number of epochs (default: the saved one).
         ``changes``: only options that do not affect the result may change
-        (``progress``, ``plots``, ``devices``, ``eval_batch_size``); anything
-        else raises ``ValueError``.
+        (``progress``, ``plots``, ``devices``, ``eval_batch_size``,
+        ``checkpoint_every``); anything else raises ``ValueError``. A checkpoint
+        written inside an epoch (``checkpoint_every``) continues at its batch.
         """
         meta = ckpt.load_meta(directory)
         cfg = TrainConfig.from_json(meta["config"])
-        allowed = {"progress", "plots", "devices", "eval_batch_size"}
+        allowed = {"progress", "plots", "devices", "eval_batch_size", "checkpoint_every"}
         bad = sorted(k for k, v in changes.items() if k not in allowed and v != getattr(cfg, k))
         if bad:
             raise ValueError(
@@ -423,7 +460,8 @@ class Trainer:
             cfg.epochs = int(epochs)
         cfg.out = str(directory)
         restore = {"dir": str(directory), "epoch": meta["epoch"], "history": meta["history"],
-                   "best": meta.get("best"), "gains": meta.get("gains")}
+                   "best": meta.get("best"), "gains": meta.get("gains"),
+                   "batch": meta.get("batch", 0), "partial": meta.get("partial")}
         return cls(cfg, log=log, _restore=restore)
 
 
