@@ -22,14 +22,13 @@ the silent-target term, the trainer's default).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eventax_dsl.sim.bench import time_call  # noqa: E402
+from eventax_dsl.sim.bench import time_alternately, time_call  # noqa: E402
 
 CONFIGS = ("qif-li:exp-integral", "qif-li:integral", "qif-li:max", "lif-li:exp-integral",
            "qif-qif:ttfs", "lif-lif:ttfs")
@@ -66,15 +65,11 @@ def run(config: str, args) -> dict:
         (value, _), compile_s, _ = time_call(fb, params, repeats=0, with_output=True)
         calls[label] = (fb, params)
         result[label] = {"states": type(net.populations[net.output]).QUAD_STATES,
-                         "compile_s": compile_s, "loss": float(value), "runs": []}
-    # interleaved, so that load from elsewhere on the machine hits both alike
-    for _ in range(args.repeats):
-        for label, (fb, params) in calls.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fb(params))
-            result[label]["runs"].append(time.perf_counter() - start)
+                         "compile_s": compile_s, "loss": float(value)}
+    med = time_alternately({label: (lambda i, c=c: partial(*c)) for label, c in calls.items()},
+                           args.repeats)
     for label in calls:
-        result[label]["fb_s"] = statistics.median(result[label]["runs"])
+        result[label]["fb_s"] = med[label]
     result["speedup"] = result["all"]["fb_s"] / result["reads"]["fb_s"]
     result["loss_diff"] = float(np.abs(result["all"]["loss"] - result["reads"]["loss"]))
     return result

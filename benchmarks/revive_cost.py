@@ -15,9 +15,7 @@ differentiating the hidden spike conditions at the stopping time.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,8 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=12)
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-
+    from eventax_dsl.sim.bench import time_alternately  # noqa: PLC0415
     from eventax_dsl.train import TrainConfig  # noqa: PLC0415
     from eventax_dsl.train.engine import train_step  # noqa: PLC0415
     from eventax_dsl.train.trainer import Trainer  # noqa: PLC0415
@@ -43,18 +40,17 @@ def main(argv=None) -> int:
 
     trainers = {0.0: make(0.0), 1.0: make(1.0)}
     split = trainers[0.0].data.train
-    times = {k: [] for k in trainers}
-    for step in range(args.steps):
-        idx = [32 * (step % 10) + i for i in range(32)]
-        for revive, t in trainers.items():
+
+    def stepper(t):
+        def make_step(step):  # a different batch at each step, untimed transfer
+            idx = [32 * (step % 10) + i for i in range(32)]
             x, y, t0 = t._device(split.x[idx], split.y[idx], split.t0[idx])
-            start = time.perf_counter()
-            jax.block_until_ready(train_step(
-                t.params, t.opt_state, t.static, x, y, t0, t.readout, t.optimizer, t.options,
-                t.cfg.sample_clip or None, t.floors))
-            if step:
-                times[revive].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+            return lambda: train_step(t.params, t.opt_state, t.static, x, y, t0, t.readout,
+                                      t.optimizer, t.options, t.cfg.sample_clip or None, t.floors)
+        return make_step
+
+    # step 0 compiles and is not timed
+    med = time_alternately({k: stepper(t) for k, t in trainers.items()}, args.steps - 1, warmup=1)
     print(f"{args.model} 5-50-3 TTFS, batch 32, median of {args.steps - 1} steps: "
           f"{med[0.0]:.3f} s without --revive, {med[1.0]:.3f} s with it, "
           f"ratio {med[1.0] / med[0.0]:.2f}")

@@ -48,6 +48,31 @@ def time_call(fn, *args, repeats, with_output=False):
     return (out, compile_s, median) if with_output else (compile_s, median)
 
 
+def time_alternately(prepare, repeats, *, warmup=0):
+    """Median wall seconds of several variants timed in turn: ``{label: seconds}``.
+
+    Timing the variants alternately (A, B, A, B, ...) rather than one after the
+    other lets load from elsewhere on the machine hit them alike, so their ratio
+    holds even where the absolute times drift.
+
+    ``prepare``: ``{label: make}``, where ``make(i)`` returns the zero-argument
+    call to time at repetition ``i`` (work that should not be timed, such as
+    moving a batch to the device, goes in ``make``). Repetitions ``i < warmup``
+    run untimed (compilation); ``repeats`` timed ones follow.
+    """
+    import jax  # noqa: PLC0415
+
+    runs = {label: [] for label in prepare}
+    for i in range(warmup + repeats):
+        for label, make in prepare.items():
+            call = make(i)
+            t0 = time.perf_counter()
+            jax.block_until_ready(call())
+            if i >= warmup:
+                runs[label].append(time.perf_counter() - t0)
+    return {label: statistics.median(r) if r else float("nan") for label, r in runs.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--x64", action="store_true", help="float64 (default float32)")
