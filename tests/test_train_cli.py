@@ -124,6 +124,7 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
         (["yinyang", "--train-size", "4", "--batch", "8"], "fewer than one batch"),
         (["yinyang", "--loss", "max", "--silent-push", "1"], "silent_push applies to the ttfs"),
         (["yinyang", "--loss", "max", "--revive", "1"], "revive applies to the ttfs loss only"),
+        (["yinyang", "--label-smoothing", "1.5"], "invalid label_smoothing: 1.5"),
     ],
 )
 def test_clear_errors(tmp_path, capsys, argv, message):

@@ -265,6 +265,40 @@ def test_ttfs_and_cross_entropy_gradients_vs_finite_differences():
     y = jnp.array([0, 1, 2, 1])
     _fd_check(lambda s: ttfs_loss(s, y, t_max=T_MAX, tau0=2.0, tau1=6.4, alpha=0.01), t)
     _fd_check(lambda z: cross_entropy(z, y), jr.normal(jr.key(2), (4, 3), jnp.float64))
+    _fd_check(lambda z: cross_entropy(z, y, smoothing=0.1), jr.normal(jr.key(3), (4, 3), jnp.float64))
+    _fd_check(lambda s: ttfs_loss(s, y, t_max=T_MAX, tau0=2.0, smoothing=0.2), t)
+
+
+def test_label_smoothing_is_cross_entropy_to_smoothed_targets_with_finite_optimum():
+    z = np.asarray(jr.normal(jr.key(4), (5, 4), jnp.float64)) * 3.0
+    y = np.array([0, 3, 1, 1, 2])
+    eps, K = 0.15, 4
+    logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    q = np.full((5, K), eps / K)
+    q[np.arange(5), y] += 1.0 - eps
+    np.testing.assert_allclose(np.asarray(cross_entropy(z, y, smoothing=eps, reduce=False)),
+                               -np.sum(q * logp, axis=1), rtol=1e-13)
+    np.testing.assert_allclose(float(cross_entropy(z, y, smoothing=0.0)),
+                               np.mean(-logp[np.arange(5), y]), rtol=1e-13)
+    # two classes: the loss of a gap g = z_label - z_other is stationary at
+    # g* = log((1 - eps/2) / (eps/2)); plain cross-entropy still pushes there
+    eps = 0.1
+    g_star = np.log((1 - eps / 2) / (eps / 2))
+    grad = jax.grad(lambda g, e: cross_entropy(jnp.stack([g, 0.0]), 0, smoothing=e))
+    assert abs(float(grad(g_star, eps))) < 1e-12
+    assert float(grad(g_star - 1.0, eps)) < 0 < float(grad(g_star + 1.0, eps))
+    assert float(grad(g_star + 1.0, 0.0)) < 0
+    # the TTFS loss smooths its cross-entropy term only
+    t = jnp.array([[3.0, 5.0, 9.0]])
+    plain = ttfs_loss(t, jnp.array([1]), t_max=T_MAX, tau0=2.0, alpha=0.0)
+    smooth = ttfs_loss(t, jnp.array([1]), t_max=T_MAX, tau0=2.0, alpha=0.0, smoothing=0.3)
+    np.testing.assert_allclose(float(plain), float(cross_entropy(-t / 2.0, jnp.array([1]))))
+    np.testing.assert_allclose(float(smooth), float(cross_entropy(-t / 2.0, jnp.array([1]), smoothing=0.3)))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="label smoothing must be in"):
+            cross_entropy(z, y, smoothing=bad)
+        with pytest.raises(ValueError, match="label_smoothing must be in"):
+            Readout(kind="max", label_smoothing=bad)
 
 
 # ------------------------------------------------------- maximum over time

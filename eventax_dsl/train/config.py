@@ -108,7 +108,9 @@ class TrainConfig:
     **Loss details**: ``tau0``, ``tau1``, ``alpha``, ``silent_push`` (TTFS; default
     ``SILENT_PUSH`` for ``ttfs``, 0 = off; docs/training.md), ``revive`` (TTFS: weight of
     the dead-hidden-neuron term; default ``REVIVE`` for ``ttfs``, 0 = off; docs/training.md), ``max_grid`` and
-    ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``).
+    ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``),
+    ``label_smoothing`` (of the cross-entropy, every loss; 0 = off: bounds how far
+    training pushes the logits of samples already classified correctly).
 
     **Initialisation**: ``init_gain``: ``"auto"`` calibrates one gain per
     spiking population on a training batch so that it is active (see
@@ -151,6 +153,7 @@ class TrainConfig:
     max_grid: int = 50
     hermite: bool = True
     exp_tau: float | None = None
+    label_smoothing: float = 0.0
     init_gain: str | float = "auto"
     data_dir: str | None = None
     train_size: int | None = None
@@ -207,6 +210,7 @@ class TrainConfig:
             ("plot_points", cfg.plot_points >= 2),
             ("silent_push", cfg.silent_push >= 0),
             ("revive", cfg.revive >= 0),
+            ("label_smoothing", 0 <= cfg.label_smoothing < 1),
             ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1),
             ("checkpoint_every", cfg.checkpoint_every is None or cfg.checkpoint_every >= 1),
         ]

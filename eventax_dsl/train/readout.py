@@ -58,6 +58,8 @@ class Readout:
       :func:`~eventax_dsl.train.losses.ttfs_loss` (``0``: off).
     - ``revive``: TTFS only, the weight of the dead-neuron term
       :func:`~eventax_dsl.train.losses.revive_term` in the training loss (``0``: off).
+    - ``label_smoothing``: of the softmax cross-entropy, every loss
+      (:func:`~eventax_dsl.train.losses.cross_entropy`; ``0``: off).
     """
 
     kind: str = "ttfs"
@@ -71,6 +73,7 @@ class Readout:
     hermite: bool = True
     silent_push: float = 0.0
     revive: float = 0.0
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         if self.kind not in LOSSES:
@@ -88,6 +91,8 @@ class Readout:
             raise ValueError(f"revive must be >= 0, got {self.revive}")
         if self.revive and self.kind != "ttfs":
             raise ValueError("revive applies to the ttfs loss only")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
     @property
     def voltage(self) -> bool:
@@ -208,8 +213,9 @@ class Readout:
             t_first, c_mean = (scores[..., 0, :], scores[..., 1, :]) if self.pushes else (scores, None)
             return losses.ttfs_loss(t_first, labels, t_max=self.t_end, tau0=self.tau0,
                                     tau1=self.tau1, alpha=self.alpha, c_mean=c_mean,
-                                    silent_push=self.silent_push, reduce=reduce)
-        return losses.cross_entropy(scores, labels, reduce=reduce)
+                                    silent_push=self.silent_push,
+                                    smoothing=self.label_smoothing, reduce=reduce)
+        return losses.cross_entropy(scores, labels, smoothing=self.label_smoothing, reduce=reduce)
 
     def predict(self, scores):
         """Predicted classes ``(B,)`` (``-1``: no output spike, TTFS only)."""
