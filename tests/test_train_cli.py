@@ -125,6 +125,8 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
         (["yinyang", "--loss", "max", "--silent-push", "1"], "silent_push applies to the ttfs"),
         (["yinyang", "--loss", "max", "--revive", "1"], "revive applies to the ttfs loss only"),
         (["yinyang", "--label-smoothing", "1.5"], "invalid label_smoothing: 1.5"),
+        (["yinyang", "--loss", "max", "--logit-scale", "0"], "invalid logit_scale: 0.0"),
+        (["yinyang", "--logit-scale", "2"], "logit_scale applies to the voltage losses only"),
     ],
 )
 def test_clear_errors(tmp_path, capsys, argv, message):

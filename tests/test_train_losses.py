@@ -294,6 +294,17 @@ def test_label_smoothing_is_cross_entropy_to_smoothed_targets_with_finite_optimu
     smooth = ttfs_loss(t, jnp.array([1]), t_max=T_MAX, tau0=2.0, alpha=0.0, smoothing=0.3)
     np.testing.assert_allclose(float(plain), float(cross_entropy(-t / 2.0, jnp.array([1]))))
     np.testing.assert_allclose(float(smooth), float(cross_entropy(-t / 2.0, jnp.array([1]), smoothing=0.3)))
+    # a voltage read-out's logit scale multiplies the logits before the smoothed softmax;
+    # predictions are unchanged
+    logits = jnp.asarray(z)
+    r = Readout(kind="integral", label_smoothing=0.05, logit_scale=7.0)
+    np.testing.assert_allclose(float(r.loss(logits, y)),
+                               float(cross_entropy(7.0 * logits, y, smoothing=0.05)), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(r.predict(logits)), np.argmax(z, axis=1))
+    with pytest.raises(ValueError, match="logit_scale must be > 0"):
+        Readout(kind="max", logit_scale=0.0)
+    with pytest.raises(ValueError, match="the ttfs loss scales its logits"):
+        Readout(kind="ttfs", logit_scale=2.0)
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="label smoothing must be in"):
             cross_entropy(z, y, smoothing=bad)

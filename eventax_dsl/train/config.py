@@ -110,7 +110,8 @@ class TrainConfig:
     the dead-hidden-neuron term; default ``REVIVE`` for ``ttfs``, 0 = off; docs/training.md), ``max_grid`` and
     ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``),
     ``label_smoothing`` (of the cross-entropy, every loss; 0 = off: bounds how far
-    training pushes the logits of samples already classified correctly).
+    training pushes the logits of samples already classified correctly),
+    ``logit_scale`` (voltage losses: factor on the logits before the softmax; 1).
 
     **Initialisation**: ``init_gain``: ``"auto"`` calibrates one gain per
     spiking population on a training batch so that it is active (see
@@ -154,6 +155,7 @@ class TrainConfig:
     hermite: bool = True
     exp_tau: float | None = None
     label_smoothing: float = 0.0
+    logit_scale: float = 1.0
     init_gain: str | float = "auto"
     data_dir: str | None = None
     train_size: int | None = None
@@ -211,6 +213,7 @@ class TrainConfig:
             ("silent_push", cfg.silent_push >= 0),
             ("revive", cfg.revive >= 0),
             ("label_smoothing", 0 <= cfg.label_smoothing < 1),
+            ("logit_scale", cfg.logit_scale > 0),
             ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1),
             ("checkpoint_every", cfg.checkpoint_every is None or cfg.checkpoint_every >= 1),
         ]
@@ -222,6 +225,9 @@ class TrainConfig:
                              "voltage losses already have a gradient for every output")
         if cfg.revive and cfg.loss != "ttfs":
             raise ValueError(f"revive applies to the ttfs loss only, not {cfg.loss}")
+        if cfg.logit_scale != 1.0 and cfg.loss == "ttfs":
+            raise ValueError("logit_scale applies to the voltage losses only; the ttfs loss "
+                             "has --tau0 (its logits are -t/tau0)")
         if cfg.task == "xor" and len(cfg.hidden) != 1:
             raise ValueError(f"xor uses one recurrent hidden population; got hidden={cfg.hidden}")
         if cfg.devices is not None:

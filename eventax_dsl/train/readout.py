@@ -60,6 +60,11 @@ class Readout:
       :func:`~eventax_dsl.train.losses.revive_term` in the training loss (``0``: off).
     - ``label_smoothing``: of the softmax cross-entropy, every loss
       (:func:`~eventax_dsl.train.losses.cross_entropy`; ``0``: off).
+    - ``logit_scale``: voltage losses only, the factor applied to the logits before
+      the softmax (an inverse temperature; the TTFS loss has ``tau0`` for this).
+      Voltage integrals can be small (delayed XOR: logit gaps of about 0.2 once
+      every trial is right), and the cross-entropy then asks for far larger
+      voltages, i.e. many more spikes; a scale makes it content sooner.
     """
 
     kind: str = "ttfs"
@@ -74,6 +79,7 @@ class Readout:
     silent_push: float = 0.0
     revive: float = 0.0
     label_smoothing: float = 0.0
+    logit_scale: float = 1.0
 
     def __post_init__(self):
         if self.kind not in LOSSES:
@@ -93,6 +99,11 @@ class Readout:
             raise ValueError("revive applies to the ttfs loss only")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.logit_scale > 0:
+            raise ValueError(f"logit_scale must be > 0, got {self.logit_scale}")
+        if self.logit_scale != 1.0 and self.kind == "ttfs":
+            raise ValueError("logit_scale applies to the voltage losses only; the ttfs loss "
+                             "scales its logits -t/tau0 with tau0")
 
     @property
     def voltage(self) -> bool:
@@ -215,7 +226,8 @@ class Readout:
                                     tau1=self.tau1, alpha=self.alpha, c_mean=c_mean,
                                     silent_push=self.silent_push,
                                     smoothing=self.label_smoothing, reduce=reduce)
-        return losses.cross_entropy(scores, labels, smoothing=self.label_smoothing, reduce=reduce)
+        return losses.cross_entropy(scores * self.logit_scale, labels,
+                                    smoothing=self.label_smoothing, reduce=reduce)
 
     def predict(self, scores):
         """Predicted classes ``(B,)`` (``-1``: no output spike, TTFS only)."""
