@@ -83,11 +83,12 @@ def _parser() -> argparse.ArgumentParser:
                         "none of a batch's samples towards threshold (default 1; 0: off; "
                         "docs/training.md)")
     g.add_argument("--label-smoothing", type=float, default=S,
-                   help="label smoothing of the cross-entropy in [0, 1) (default 0): gives "
-                        "the logits a finite optimum (docs/training.md)")
+                   help="label smoothing of the cross-entropy in [0, 1) (default 0; xor "
+                        "with a voltage loss 0.1): gives the logits a finite optimum "
+                        "(docs/training.md)")
     g.add_argument("--logit-scale", type=float, default=S,
                    help="voltage losses: factor on the logits before the softmax (default 1; "
-                        "docs/training.md)")
+                        "xor 10; docs/training.md)")
     g.add_argument("--max-grid", type=int, default=S, help="max loss: grid points (50)")
     g.add_argument("--no-hermite", dest="hermite", action="store_false", default=S,
                    help="max loss: no cubic Hermite refinement between grid points")
