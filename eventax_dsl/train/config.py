@@ -118,9 +118,9 @@ class TrainConfig:
     ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``),
     ``label_smoothing`` (of the cross-entropy, every loss; 0 = off: bounds how far
     training pushes the logits of samples already classified correctly),
-    ``logit_scale`` (voltage losses: factor on the logits before the softmax); both
-    default to 1 and 0 except for the voltage losses on ``xor``
-    (:data:`VOLTAGE_DEFAULTS`).
+    ``logit_scale`` (voltage losses: factor on the logits before the softmax);
+    defaults 0 and 1, except for the voltage losses on ``xor``
+    (:data:`VOLTAGE_DEFAULTS`: smoothing 0.1, scale 10).
 
     **Initialisation**: ``init_gain``: ``"auto"`` calibrates one gain per
     spiking population on a training batch so that it is active (see
