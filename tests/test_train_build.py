@@ -48,13 +48,14 @@ def test_config_defaults_validation_and_json_roundtrip():
     del older["revive"]  # a checkpoint from before the dead-neuron term resumes without it
     assert TrainConfig.from_json(older).resolved().revive == 0.0
     assert TrainConfig(task="yinyang", silent_push=0.0).resolved().silent_push == 0.0
-    # logit scale and label smoothing: 10 and 0.1 for xor's voltage losses, 1 and 0 elsewhere
-    # (ttfs on xor too), 1 and 0 for checkpoints written before they existed
+    # logit scale and label smoothing: 10 and 0.1 for xor's voltage losses, 10 and 0 for
+    # mnist's, 1 and 0 elsewhere (ttfs too), 1 and 0 for checkpoints written before they existed
     assert (cfg.logit_scale, cfg.label_smoothing) == (10.0, 0.1)
     assert (ttfs.logit_scale, ttfs.label_smoothing) == (1.0, 0.0)
     assert TrainConfig(task="xor", loss="ttfs", readout_model="lif").resolved().logit_scale == 1.0
     mnist = TrainConfig(task="mnist").resolved()
-    assert (mnist.logit_scale, mnist.label_smoothing) == (1.0, 0.0)
+    assert (mnist.logit_scale, mnist.label_smoothing) == (10.0, 0.0)
+    assert TrainConfig(task="mnist", loss="ttfs", readout_model="lif").resolved().logit_scale == 1.0
     xor_old = cfg.to_json()
     del xor_old["logit_scale"], xor_old["label_smoothing"]
     resumed = TrainConfig.from_json(xor_old).resolved()

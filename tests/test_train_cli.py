@@ -138,6 +138,30 @@ def test_clear_errors(tmp_path, capsys, argv, message):
         assert "qif" in err and "lif" in err  # lists the library
 
 
+def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    # an Equinox runtime check firing inside the jitted step (here: the message lineax gives
+    # when a NaN reaches the spike-time derivative) becomes one line naming epoch and batch
+    message = ("A linear solver received non-finite (NaN or inf) input and cannot determine a\n"
+               "solution.\n\nThis means that you have a bug upstream of Lineax")
+    calls = []
+
+    def failing_step(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise eqx.EquinoxRuntimeError(message)
+        return engine.train_step(*args)
+
+    monkeypatch.setattr("eventax_dsl.train.trainer.train_step", failing_step)
+    assert main(["yinyang", "--model", "lif", "--hidden", "4", "--epochs", "1", *TINY,
+                 "--out", str(tmp_path / "run")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("writing to ") and len(lines) == 2
+    assert lines[1].startswith("eventax-train: error: training step failed in epoch 1, batch 2: "
+                               "A linear solver received non-finite (NaN or inf) input and "
+                               "cannot determine a solution. This usually means")
+    assert "--x64" in lines[1]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST not found in {MNIST_DIR}")
 def test_mnist_smoke_voltage_loss(tmp_path):

@@ -11,7 +11,8 @@ Examples::
 
 Every option of :class:`~eventax_dsl.train.config.TrainConfig` is a flag; an
 option not given takes the task's default (``--help`` shows them). Errors in
-the arguments, a missing model or data file are reported in one line and exit
+the arguments, a missing model or data file, and a training step that fails
+(non-finite values; it names the epoch and batch) are reported in one line and exit
 with status 2.
 """
 
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(docs/training.md)")
     g.add_argument("--logit-scale", type=float, default=S,
                    help="voltage losses: factor on the logits before the softmax (default 1; "
-                        "xor 10; docs/training.md)")
+                        "xor and mnist 10; docs/training.md)")
     g.add_argument("--max-grid", type=int, default=S, help="max loss: grid points (50)")
     g.add_argument("--no-hermite", dest="hermite", action="store_false", default=S,
                    help="max loss: no cubic Hermite refinement between grid points")
@@ -148,7 +149,7 @@ def main(argv=None) -> int:
             trainer = Trainer(TrainConfig(task=task, **args))
             print(f"writing to {trainer.out}", file=sys.stderr)
         result = trainer.fit()
-    except (ValueError, FileNotFoundError, MnistNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError, MnistNotFoundError) as err:
         print(f"eventax-train: error: {err}", file=sys.stderr)
         return 2
     if result.best is not None:

@@ -45,8 +45,11 @@ COSINE_FINAL = 0.01
 #: 1 and 0). Delayed XOR (docs/training.md): at scale 1 the exp-integral logits of a network
 #: that already solves the task differ by ~0.2, the cross-entropy asks for ~10x larger
 #: voltages, activity grows tenfold and accuracy falls; scale 10 with smoothing 0.1 held
-#: 1.000 and a constant spike count.
-VOLTAGE_DEFAULTS = {"xor": dict(logit_scale=10.0, label_smoothing=0.1)}
+#: 1.000 and a constant spike count. MNIST: after 100 batches of 16, scale 10 reached
+#: validation 0.766 against 0.638 at scale 1 (10 classes: logits of ~0.3 leave the softmax
+#: near uniform).
+VOLTAGE_DEFAULTS = {"xor": dict(logit_scale=10.0, label_smoothing=0.1),
+                    "mnist": dict(logit_scale=10.0)}
 
 #: Per-task defaults for the fields left at ``None``.
 TASK_DEFAULTS = {
@@ -119,8 +122,8 @@ class TrainConfig:
     ``label_smoothing`` (of the cross-entropy, every loss; 0 = off: bounds how far
     training pushes the logits of samples already classified correctly),
     ``logit_scale`` (voltage losses: factor on the logits before the softmax);
-    defaults 0 and 1, except for the voltage losses on ``xor``
-    (:data:`VOLTAGE_DEFAULTS`: smoothing 0.1, scale 10).
+    defaults 0 and 1, except for the voltage losses on ``xor`` (smoothing 0.1,
+    scale 10) and ``mnist`` (scale 10; :data:`VOLTAGE_DEFAULTS`).
 
     **Initialisation**: ``init_gain``: ``"auto"`` calibrates one gain per
     spiking population on a training batch so that it is active (see

@@ -314,9 +314,12 @@ class Trainer:
         for b in bar:
             idx = order[b * B:(b + 1) * B]
             x, y, t0 = self._device(split.x[idx], split.y[idx], split.t0[idx])
-            self.params, self.opt_state, loss, acc = train_step(
-                self.params, self.opt_state, self.static, x, y, t0, self.readout, self.optimizer,
-                self.options, cfg.sample_clip or None, self.floors)
+            try:
+                self.params, self.opt_state, loss, acc = train_step(
+                    self.params, self.opt_state, self.static, x, y, t0, self.readout,
+                    self.optimizer, self.options, cfg.sample_clip or None, self.floors)
+            except eqx.EquinoxRuntimeError as err:
+                raise _step_error(err, self.epoch + 1, b + 1) from err
             losses.append(loss)
             accs.append(acc)
             if cfg.progress:
@@ -465,6 +468,21 @@ class Trainer:
                    "best": meta.get("best"), "gains": meta.get("gains"),
                    "batch": meta.get("batch", 0), "partial": meta.get("partial")}
         return cls(cfg, log=log, _restore=restore)
+
+
+def _step_error(err: Exception, epoch: int, batch: int) -> FloatingPointError:
+    """A one-paragraph error for a check that failed inside a training step.
+
+    Equinox's runtime checks (a NaN/inf reaching a linear solve in the spike-time
+    derivative, an exhausted event budget, ...) arrive with a long JAX trace; this
+    keeps their first line, says which epoch and batch, and what to try.
+    """
+    paragraphs = [" ".join(par.split()) for par in str(err).split("\n\n")]
+    first = next((par for par in paragraphs if par), type(err).__name__)
+    return FloatingPointError(
+        f"training step failed in epoch {epoch}, batch {batch}: {first} This usually means a "
+        "NaN or inf in the simulation or its gradient (float32 overflow of a fast-growing "
+        "model such as eif: try --x64, a smaller --lr or --clip)")
 
 
 def _jsonable(obj):
