@@ -141,7 +141,10 @@ def test_clear_errors(tmp_path, capsys, argv, message):
 def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch):
     # an Equinox runtime check firing inside the jitted step (here: the message lineax gives
     # when a NaN reaches the spike-time derivative) becomes one line naming epoch and batch
-    message = ("A linear solver received non-finite (NaN or inf) input and cannot determine a\n"
+    message = ("Above is the stack outside of JIT. Below is the stack inside of JIT:\n"
+               '  File "engine.py", line 162, in train_step\n    loss = ...\n\n'
+               "equinox.EquinoxRuntimeError: A linear solver received non-finite (NaN or inf) "
+               "input and cannot determine a\n"
                "solution.\n\nThis means that you have a bug upstream of Lineax")
     calls = []
 

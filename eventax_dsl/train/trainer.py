@@ -58,6 +58,7 @@ import csv
 import dataclasses
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -477,8 +478,13 @@ def _step_error(err: Exception, epoch: int, batch: int) -> FloatingPointError:
     derivative, an exhausted event budget, ...) arrive with a long JAX trace; this
     keeps their first line, says which epoch and batch, and what to try.
     """
-    paragraphs = [" ".join(par.split()) for par in str(err).split("\n\n")]
-    first = next((par for par in paragraphs if par), type(err).__name__)
+    def is_trace(par):  # Equinox puts the in-JIT stack before the message
+        return par.startswith("Above is the stack") or any(
+            line.strip().startswith("File \"") for line in par.splitlines())
+
+    paragraphs = [par for par in str(err).split("\n\n") if par.strip() and not is_trace(par)]
+    first = " ".join(paragraphs[0].split()) if paragraphs else type(err).__name__
+    first = re.sub(r"^[\w.]*Error: ", "", first)  # "equinox.EquinoxRuntimeError: ..."
     return FloatingPointError(
         f"training step failed in epoch {epoch}, batch {batch}: {first} This usually means a "
         "NaN or inf in the simulation or its gradient (float32 overflow of a fast-growing "
