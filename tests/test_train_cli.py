@@ -176,6 +176,17 @@ def test_mnist_smoke_voltage_loss(tmp_path):
 
 
 @pytest.mark.slow
+def test_eif_trains_in_float32(tmp_path):
+    # eif's exponential overflowed float32 in rejected trial steps, and every gradient was
+    # NaN (the run failed in batch 1); its exponent is now capped far above the cut-off
+    out = tmp_path / "eif"
+    assert main(["yinyang", "--model", "eif", "--hidden", "4", "--epochs", "1", *TINY,
+                 "--out", str(out)]) == 0
+    rows = _check_run_dir(out, 1)
+    assert np.isfinite(rows[0]["train_loss"])
+
+
+@pytest.mark.slow
 def test_xor_smoke_recurrent_egru(tmp_path):
     out = tmp_path / "xor"
     assert main(["xor", "--hidden", "6", "--epochs", "1", "--out", str(out), *TINY]) == 0
