@@ -20,7 +20,8 @@ import pytest
 
 from eventax_dsl.train import engine
 from eventax_dsl.train.cli import main
-from eventax_dsl.train.trainer import Trainer
+from eventax_dsl.train.config import TrainConfig
+from eventax_dsl.train.trainer import StepError, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -50,21 +51,32 @@ def _check_run_dir(out: Path, epochs: int, plots=("curves", "raster", "voltages"
     return rows
 
 
+# one network for the resume and error tests, so that they share compiled programs
+SHARED = ["yinyang", "--model", "lif", "--hidden", "6", "--silent-push", "1.0", "--revive", "1.0",
+          "--lr-schedule", "cosine", "--decay-epochs", "2", *TINY]
+STACK = ("Above is the stack outside of JIT. Below is the stack inside of JIT:\n"
+         '  File "engine.py", line 162, in train_step\n    loss = ...\n\n')
+NAN_MESSAGE = (STACK + "equinox.EquinoxRuntimeError: A linear solver received non-finite (NaN or "
+               "inf) input and cannot determine a\nsolution.\n\nThis means that you have a bug "
+               "upstream of Lineax")
+BUDGET_MESSAGE = (STACK + "equinox.EquinoxRuntimeError: eventax_dsl.sim: the event budget of 40 "
+                  "loop iterations was exhausted before the end of the simulation (models: lif). "
+                  "Raise it with the\noption max_events=...")
+
+
 def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, monkeypatch):
     # with the silent-target term (its quadrature read-out in training and evaluation),
     # the dead-neuron term, and a cosine schedule over the 2 epochs (its step count is in
     # the optimiser state)
-    args = ["yinyang", "--model", "lif", "--hidden", "6", "--silent-push", "1.0",
-            "--revive", "1.0", "--lr-schedule", "cosine", "--decay-epochs", "2", *TINY]
     traces = eqx.debug.get_num_traces(engine.train_step)
     # uninterrupted: 2 epochs
-    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*SHARED, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
     rows = _check_run_dir(tmp_path / "a", 2)
     assert rows[0]["train_loss"] != rows[1]["train_loss"]
     # yinyang default lr 5e-3: half-way down the cosine after epoch 1, at 1 % after epoch 2
     np.testing.assert_allclose([r["lr"] for r in rows], [5e-3 * (0.01 + 0.99 / 2), 5e-5], rtol=1e-6)
     # killed after epoch 1, resumed for one more
-    assert main([*args, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
+    assert main([*SHARED, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
     after_one = (tmp_path / "b" / "checkpoint.eqx").read_bytes()
     assert main(["yinyang", "--resume", str(tmp_path / "b"), "--epochs", "2", "--no-progress"]) == 0
     assert "resuming" in capsys.readouterr().err
@@ -87,7 +99,7 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
 
     monkeypatch.setattr(Trainer, "_write_checkpoint", killed_mid_epoch)
     with pytest.raises(KeyboardInterrupt):
-        main([*args, "--epochs", "2", "--checkpoint-every", "1", "--out", str(tmp_path / "c")])
+        main([*SHARED, "--epochs", "2", "--checkpoint-every", "1", "--out", str(tmp_path / "c")])
     monkeypatch.setattr(Trainer, "_write_checkpoint", original)
     meta = json.loads((tmp_path / "c" / "checkpoint.json").read_text())
     assert (meta["epoch"], meta["batch"], len(meta["partial"]["train_loss"])) == (1, 1, 1)
@@ -138,14 +150,17 @@ def test_clear_errors(tmp_path, capsys, argv, message):
         assert "qif" in err and "lif" in err  # lists the library
 
 
-def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch):
-    # an Equinox runtime check firing inside the jitted step (here: the message lineax gives
-    # when a NaN reaches the spike-time derivative) becomes one line naming epoch and batch
-    message = ("Above is the stack outside of JIT. Below is the stack inside of JIT:\n"
-               '  File "engine.py", line 162, in train_step\n    loss = ...\n\n'
-               "equinox.EquinoxRuntimeError: A linear solver received non-finite (NaN or inf) "
-               "input and cannot determine a\n"
-               "solution.\n\nThis means that you have a bug upstream of Lineax")
+@pytest.mark.parametrize("message, expected, hint", [
+    (NAN_MESSAGE, "A linear solver received non-finite (NaN or inf) input and cannot determine a "
+                  "solution. This usually means", True),
+    (BUDGET_MESSAGE, "the event budget of 40 loop iterations was exhausted before the end of the "
+                     "simulation (models: lif). Raise it with the option max_events=...", False),
+])
+def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch, message,
+                                                 expected, hint):
+    # an Equinox runtime check firing inside the jitted step (the message lineax gives when
+    # a NaN reaches the spike-time derivative; the simulator's event budget) becomes one
+    # line naming epoch and batch; only a non-finite value gets the NaN advice
     calls = []
 
     def failing_step(*args):
@@ -155,14 +170,30 @@ def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch):
         return engine.train_step(*args)
 
     monkeypatch.setattr("eventax_dsl.train.trainer.train_step", failing_step)
-    assert main(["yinyang", "--model", "lif", "--hidden", "4", "--epochs", "1", *TINY,
-                 "--out", str(tmp_path / "run")]) == 2
+    assert main([*SHARED, "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("writing to ") and len(lines) == 2
-    assert lines[1].startswith("eventax-train: error: training step failed in epoch 1, batch 2: "
-                               "A linear solver received non-finite (NaN or inf) input and "
-                               "cannot determine a solution. This usually means")
-    assert "--x64" in lines[1]
+    prefix = "eventax-train: error: training step failed in epoch 1, batch 2: "
+    assert lines[1].startswith(prefix + expected)
+    assert ("--x64" in lines[1]) == hint and ("NaN or inf in the simulation" in lines[1]) == hint
+    if not hint:  # the simulator's own advice, nothing appended
+        assert lines[1] == prefix + expected
+
+
+def test_failing_evaluation_names_the_samples(tmp_path, monkeypatch):
+    # SHARED as a config (this test does not go through the CLI)
+    trainer = Trainer(TrainConfig(
+        task="yinyang", model="lif", hidden=(6,), silent_push=1.0, revive=1.0,
+        lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8, train_size=16, val_size=8,
+        test_size=8, eval_batch_size=8, progress=False, plot_points=20))
+
+    def failing_eval(*args):
+        raise eqx.EquinoxRuntimeError(BUDGET_MESSAGE)
+
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", failing_eval)
+    with pytest.raises(StepError, match=r"^evaluation failed on samples 0-7 of 8: the event "
+                                        r"budget of 40 loop iterations was exhausted"):
+        trainer.evaluate("val")
 
 
 @pytest.mark.slow

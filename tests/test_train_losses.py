@@ -179,8 +179,8 @@ def test_revive_term_through_simulation_closed_form_and_finite_differences():
     readout = Readout(kind="ttfs", t_end=T_MAX, revive=0.5)
     x = jnp.array([2.0, 6.0])
     opts = SimOptions(rtol=1e-12, atol=1e-12)
-    scores, (c_end, spiked) = jax.jit(
-        lambda n: readout.forward(n, x, jnp.asarray(0.0), opts, hidden=True))(net)
+    forward = jax.jit(lambda n, xi: readout.forward(n, xi, jnp.asarray(0.0), opts, hidden=True))
+    scores, (c_end, spiked) = forward(net, x)
     scores = np.asarray(scores)
     assert np.isfinite(scores).all() and list(np.asarray(spiked)) == [True, False]
     t_stop = float(scores.max())
@@ -193,13 +193,16 @@ def test_revive_term_through_simulation_closed_form_and_finite_differences():
     np.testing.assert_allclose(float(c_end[1]), want, rtol=1e-10)
 
     params, static = eqx.partition(net, eqx.is_inexact_array)
-    xb, yb, tb = x[None], jnp.array([1]), jnp.zeros((1,))
+    # every batch below has two samples, so that each function compiles once; here the
+    # same sample twice (the loss is the batch mean, the dead mask the batch's)
+    xb, yb, tb = jnp.stack([x, x]), jnp.array([1, 1]), jnp.zeros((2,))
     np.testing.assert_array_equal(np.asarray(dead_mask(spiked[None])), [0.0, 1.0])
     off = dataclasses.replace(readout, revive=0.0)
-    without = float(batch_loss(params, static, xb, yb, tb, off, opts)[0])
+    loss_off = jax.jit(lambda p, xs, ys, ts: batch_loss(p, static, xs, ys, ts, off, opts)[0])
     value_and_grad = jax.jit(jax.value_and_grad(
-        lambda p: batch_loss(p, static, xb, yb, tb, readout, opts)[0]))
-    value, grads = value_and_grad(params)
+        lambda p, xs, ys, ts: batch_loss(p, static, xs, ys, ts, readout, opts)[0]))
+    value, grads = value_and_grad(params, xb, yb, tb)
+    without = float(loss_off(params, xb, yb, tb))
     np.testing.assert_allclose(float(value), without + 0.5 * -float(c_end[1]), rtol=1e-12)
     gw = np.asarray(grads.weights[0]["w"])
     assert np.all(gw[:, 1] < 0), gw  # raising the dead neuron's input weights lowers the loss
@@ -208,26 +211,25 @@ def test_revive_term_through_simulation_closed_form_and_finite_differences():
         d = jr.normal(jr.key(4 + i), select(params).shape, jnp.float64)
         plus = eqx.tree_at(select, params, select(params) + h * d)
         minus = eqx.tree_at(select, params, select(params) - h * d)
-        fd = (float(value_and_grad(plus)[0]) - float(value_and_grad(minus)[0])) / (2 * h)
+        fd = (float(value_and_grad(plus, xb, yb, tb)[0])
+              - float(value_and_grad(minus, xb, yb, tb)[0])) / (2 * h)
         ad = float(jnp.sum(select(grads) * d))
         assert abs(ad - fd) <= 1e-6 * max(abs(fd), 1e-3), (i, ad, fd)
 
     # A batch of two samples; hidden neuron 1 spikes in the second only (a strong input 1):
     # no neuron is dead in the batch, so the term vanishes for *both* samples -- also on
     # the per-sample-clipped path, where each sample is differentiated on its own but the
-    # mask is the batch's (psum over the vmapped axis).
+    # mask is the batch's (psum over the vmapped axis; a per-sample mask would charge
+    # sample 0 for neuron 1 and change the gradient).
     x2 = jnp.array([[2.0, jnp.inf], [jnp.inf, 1.0]])
     w_hot = eqx.tree_at(lambda p: p.weights[0]["w"], params, w_in.at[1, 1].set(6.0))
-    _, (_, spiked2) = jax.vmap(lambda xi: readout.forward(
-        eqx.combine(w_hot, static), xi, jnp.asarray(0.0), opts, hidden=True))(x2)
-    assert np.asarray(spiked2).tolist() == [[True, False], [True, True]]
+    spiked2 = [np.asarray(forward(eqx.combine(w_hot, static), xi)[1][1]).tolist() for xi in x2]
+    assert spiked2 == [[True, False], [True, True]]
     y2, t2 = jnp.array([1, 0]), jnp.zeros((2,))
-    with_term = float(batch_loss(w_hot, static, x2, y2, t2, readout, opts)[0])
-    np.testing.assert_allclose(with_term, float(batch_loss(w_hot, static, x2, y2, t2, off, opts)[0]),
-                               rtol=1e-12)
+    with_term, g_plain = value_and_grad(w_hot, x2, y2, t2)
+    np.testing.assert_allclose(float(with_term), float(loss_off(w_hot, x2, y2, t2)), rtol=1e-12)
     loss_c, _, g_c = jax.jit(lambda p: clipped_mean_grad(p, static, x2, y2, t2, readout, opts, 1e9))(w_hot)
-    np.testing.assert_allclose(float(loss_c), with_term, rtol=1e-12)
-    g_plain = jax.jit(jax.grad(lambda p: batch_loss(p, static, x2, y2, t2, off, opts)[0]))(w_hot)
+    np.testing.assert_allclose(float(loss_c), float(with_term), rtol=1e-12)
     for a, b in zip(jax.tree_util.tree_leaves(g_c), jax.tree_util.tree_leaves(g_plain)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
@@ -581,17 +583,17 @@ def test_per_sample_clipping_is_exact_below_the_bound_and_bounds_each_sample():
     t0 = jnp.zeros((3,))
     readout = Readout(kind="integral", t_end=T_MAX)
     opts = SimOptions()
-    (loss, _), plain = eqx.filter_jit(eqx.filter_value_and_grad(batch_loss, has_aux=True))(
-        params, static, x, y, t0, readout, opts)
+    # each sample on its own; the plain batch-mean gradient is their mean (this loss has no
+    # batch-wide term), and the clipped one scales each to norm c first
+    single = eqx.filter_jit(eqx.filter_value_and_grad(
+        lambda p, xi, yi, ti: batch_loss(p, static, xi, yi, ti, readout, opts)[0]))
+    values, singles = zip(*[single(params, x[i:i + 1], y[i:i + 1], t0[i:i + 1]) for i in range(3)])
+    plain = jax.tree_util.tree_map(lambda *gs: sum(gs) / 3, *singles)
     clipped = eqx.filter_jit(clipped_mean_grad)  # the bound as an array: one compile for both
     loss_c, _, loose = clipped(params, static, x, y, t0, readout, opts, jnp.asarray(1e9))
-    np.testing.assert_allclose(float(loss_c), float(loss), rtol=1e-12)
+    np.testing.assert_allclose(float(loss_c), sum(float(v) for v in values) / 3, rtol=1e-12)
     for a, b in zip(jax.tree_util.tree_leaves(loose), jax.tree_util.tree_leaves(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
-    # each sample on its own, then clipped by hand
-    single = eqx.filter_jit(eqx.filter_grad(
-        lambda p, xi, yi, ti: batch_loss(p, static, xi, yi, ti, readout, opts)[0]))
-    singles = [single(params, x[i:i + 1], y[i:i + 1], t0[i:i + 1]) for i in range(3)]
     norms = [float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree_util.tree_leaves(s))))
              for s in singles]
     c = 0.5 * min(norms)

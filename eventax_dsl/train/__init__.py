@@ -38,10 +38,11 @@ from .losses import (
 )
 from .quadrature import attach_quadrature, with_quadrature
 from .readout import LOSSES, Readout
-from .trainer import Trainer, TrainResult, train
+from .trainer import StepError, Trainer, TrainResult, train
 
 __all__ = [
-    "LOSSES", "TASKS", "Readout", "TrainConfig", "TrainResult", "Trainer", "attach_quadrature",
+    "LOSSES", "TASKS", "Readout", "StepError", "TrainConfig", "TrainResult", "Trainer",
+    "attach_quadrature",
     "cross_entropy", "finite_times", "load_model", "max_over_time", "resolve_model", "revive_term",
     "train",
     "ttfs_loss", "ttfs_predict", "voltage_predict", "window_exp_integral", "window_integral",

@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     task = args.pop("task")
     resume = args.pop("resume", None)
     from ..datasets import MnistNotFoundError  # noqa: PLC0415
-    from .trainer import Trainer  # noqa: PLC0415
+    from .trainer import StepError, Trainer  # noqa: PLC0415
 
     if "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
@@ -149,7 +149,8 @@ def main(argv=None) -> int:
             trainer = Trainer(TrainConfig(task=task, **args))
             print(f"writing to {trainer.out}", file=sys.stderr)
         result = trainer.fit()
-    except (ValueError, FileNotFoundError, FloatingPointError, MnistNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError, StepError,
+            MnistNotFoundError) as err:
         print(f"eventax-train: error: {err}", file=sys.stderr)
         return 2
     if result.best is not None:

@@ -220,8 +220,13 @@ class Trainer:
             plot_mask[0] = plot and start == 0 and self.trace_observable is not None
             x, y, t0, v, pm = self._device(split.x[idx], split.y[idx], split.t0[idx], valid,
                                            plot_mask)
-            out = eval_step(self.params, self.static, x, y, t0, v, pm, self.plot_times,
-                            self.readout, self.options, self.first_pop, self.trace_observable)
+            try:
+                out = eval_step(self.params, self.static, x, y, t0, v, pm, self.plot_times,
+                                self.readout, self.options, self.first_pop, self.trace_observable)
+            except eqx.EquinoxRuntimeError as err:
+                last = min(start + B, n)
+                raise _step_error(err, f"evaluation failed on samples {start}-{last - 1} of "
+                                       f"{n}") from err
             yield out, valid
 
     def _activity(self, net) -> np.ndarray:
@@ -320,7 +325,8 @@ class Trainer:
                     self.params, self.opt_state, self.static, x, y, t0, self.readout,
                     self.optimizer, self.options, cfg.sample_clip or None, self.floors)
             except eqx.EquinoxRuntimeError as err:
-                raise _step_error(err, self.epoch + 1, b + 1) from err
+                raise _step_error(err, f"training step failed in epoch {self.epoch + 1}, "
+                                        f"batch {b + 1}") from err
             losses.append(loss)
             accs.append(acc)
             if cfg.progress:
@@ -471,12 +477,21 @@ class Trainer:
         return cls(cfg, log=log, _restore=restore)
 
 
-def _step_error(err: Exception, epoch: int, batch: int) -> FloatingPointError:
-    """A one-paragraph error for a check that failed inside a training step.
+class StepError(RuntimeError):
+    """A runtime check failed inside a jitted training or evaluation step (see :func:`_step_error`)."""
+
+
+_NON_FINITE = re.compile(r"non-finite|\bnan\b|\binf\b", re.IGNORECASE)
+
+
+def _step_error(err: Exception, where: str) -> RuntimeError:
+    """A one-paragraph error for a check that failed inside a jitted step.
 
     Equinox's runtime checks (a NaN/inf reaching a linear solve in the spike-time
     derivative, an exhausted event budget, ...) arrive with a long JAX trace; this
-    keeps their first line, says which epoch and batch, and what to try.
+    keeps their message, says ``where`` (e.g. "training step failed in epoch 1,
+    batch 2"), and, for a non-finite value, what to try. A non-finite value gives a
+    :class:`FloatingPointError`, anything else a :class:`StepError`.
     """
     def is_trace(par):  # Equinox puts the in-JIT stack before the message
         return par.startswith("Above is the stack") or any(
@@ -485,10 +500,13 @@ def _step_error(err: Exception, epoch: int, batch: int) -> FloatingPointError:
     paragraphs = [par for par in str(err).split("\n\n") if par.strip() and not is_trace(par)]
     first = " ".join(paragraphs[0].split()) if paragraphs else type(err).__name__
     first = re.sub(r"^[\w.]*Error: ", "", first)  # "equinox.EquinoxRuntimeError: ..."
+    first = re.sub(r"^eventax_dsl\.sim: ", "", first)
+    if not _NON_FINITE.search(first):
+        return StepError(f"{where}: {first}")
     return FloatingPointError(
-        f"training step failed in epoch {epoch}, batch {batch}: {first} This usually means a "
-        "NaN or inf in the simulation or its gradient (float32 overflow of a fast-growing "
-        "model such as eif: try --x64, a smaller --lr or --clip)")
+        f"{where}: {first} This usually means a NaN or inf in the simulation or its gradient "
+        "(float32 overflow of a fast-growing model such as eif: try --x64, a smaller --lr or "
+        "--clip)")
 
 
 def _jsonable(obj):
