@@ -180,12 +180,12 @@ def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch, 
         assert lines[1] == prefix + expected
 
 
-def test_failing_evaluation_names_the_samples(tmp_path, monkeypatch):
+def test_failing_evaluation_and_calibration_say_where(monkeypatch):
     # SHARED as a config (this test does not go through the CLI)
-    trainer = Trainer(TrainConfig(
-        task="yinyang", model="lif", hidden=(6,), silent_push=1.0, revive=1.0,
-        lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8, train_size=16, val_size=8,
-        test_size=8, eval_batch_size=8, progress=False, plot_points=20))
+    config = dict(task="yinyang", model="lif", hidden=(6,), silent_push=1.0, revive=1.0,
+                  lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8, train_size=16,
+                  val_size=8, test_size=8, eval_batch_size=8, progress=False, plot_points=20)
+    trainer = Trainer(TrainConfig(**config))
 
     def failing_eval(*args):
         raise eqx.EquinoxRuntimeError(BUDGET_MESSAGE)
@@ -194,6 +194,10 @@ def test_failing_evaluation_names_the_samples(tmp_path, monkeypatch):
     with pytest.raises(StepError, match=r"^evaluation failed on samples 0-7 of 8: the event "
                                         r"budget of 40 loop iterations was exhausted"):
         trainer.evaluate("val")
+    # the initial-gain calibration simulates a batch too
+    with pytest.raises(StepError, match=r"^calibration of the initial weights failed: the "
+                                        r"event budget of 40"):
+        Trainer(TrainConfig(**config))
 
 
 @pytest.mark.slow

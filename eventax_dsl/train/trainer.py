@@ -239,8 +239,11 @@ class Trainer:
                                        np.ones(B, bool), np.zeros(B, bool))
         if self.dp is not None:
             params, static = self.dp.replicate((params, static))
-        out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
-                        self.options, self.first_pop, self.trace_observable)
+        try:
+            out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
+                            self.options, self.first_pop, self.trace_observable)
+        except eqx.EquinoxRuntimeError as err:
+            raise _step_error(err, "calibration of the initial weights failed") from err
         return np.asarray(out.counts)
 
     def evaluate(self, split: str | Split = "test", *, plot: bool = False) -> dict:
