@@ -481,7 +481,7 @@ class Trainer:
 
 
 class StepError(RuntimeError):
-    """A runtime check failed inside a jitted training or evaluation step (see :func:`_step_error`)."""
+    """A runtime check failed inside a jitted training, evaluation or calibration step."""
 
 
 _NON_FINITE = re.compile(r"non-finite|\bnan\b|\binf\b", re.IGNORECASE)
