@@ -154,7 +154,9 @@ def test_clear_errors(tmp_path, capsys, argv, message):
     (NAN_MESSAGE, "A linear solver received non-finite (NaN or inf) input and cannot determine a "
                   "solution. This usually means", True),
     (BUDGET_MESSAGE, "the event budget of 40 loop iterations was exhausted before the end of the "
-                     "simulation (models: lif). Raise it with the option max_events=...", False),
+                     "simulation (models: lif). Raise it with the option max_events=... In "
+                     "training, raise max_spikes_per_neuron (--max-spikes-per-neuron, now 10).",
+     False),
 ])
 def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch, message,
                                                  expected, hint):
@@ -194,10 +196,14 @@ def test_failing_evaluation_and_calibration_say_where(monkeypatch):
     with pytest.raises(StepError, match=r"^evaluation failed on samples 0-7 of 8: the event "
                                         r"budget of 40 loop iterations was exhausted"):
         trainer.evaluate("val")
-    # the initial-gain calibration simulates a batch too
+    # the simulator's options are named, and the trainer's own (this run: the default 10)
+    with pytest.raises(StepError, match=r"max_events=\.\.\. In training, raise "
+                                        r"max_spikes_per_neuron \(--max-spikes-per-neuron, now 10\)\.$"):
+        trainer.evaluate("val")
+    # the initial-gain calibration simulates a batch too; a configured budget is named
     with pytest.raises(StepError, match=r"^calibration of the initial weights failed: the "
-                                        r"event budget of 40"):
-        Trainer(TrainConfig(**config))
+                                        r"event budget of 40 .*--max-spikes-per-neuron, now 7\)"):
+        Trainer(TrainConfig(**config, max_spikes_per_neuron=7))
 
 
 @pytest.mark.slow

@@ -70,7 +70,7 @@ import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
 
-from ..sim import SimOptions, trainable
+from ..sim import DEFAULT_SPIKES_PER_NEURON, SimOptions, trainable
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
 from .config import COSINE_FINAL, TrainConfig, load_model
@@ -225,9 +225,15 @@ class Trainer:
                                 self.readout, self.options, self.first_pop, self.trace_observable)
             except eqx.EquinoxRuntimeError as err:
                 last = min(start + B, n)
-                raise _step_error(err, f"evaluation failed on samples {start}-{last - 1} of "
-                                       f"{n}") from err
+                raise self._step_error(err, f"evaluation failed on samples {start}-{last - 1} "
+                                            f"of {n}") from err
             yield out, valid
+
+    def _step_error(self, err: Exception, where: str) -> RuntimeError:
+        """:func:`_step_error` with this run's advice for an exhausted spike or event budget."""
+        per = self.cfg.max_spikes_per_neuron or (1 if self.cfg.amos else DEFAULT_SPIKES_PER_NEURON)
+        return _step_error(err, where, budget_advice=(
+            f"In training, raise max_spikes_per_neuron (--max-spikes-per-neuron, now {per})."))
 
     def _activity(self, net) -> np.ndarray:
         """Spike counts ``(B, n_neurons)`` of ``net`` on the first training batch (calibration)."""
@@ -243,7 +249,7 @@ class Trainer:
             out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
                             self.options, self.first_pop, self.trace_observable)
         except eqx.EquinoxRuntimeError as err:
-            raise _step_error(err, "calibration of the initial weights failed") from err
+            raise self._step_error(err, "calibration of the initial weights failed") from err
         return np.asarray(out.counts)
 
     def evaluate(self, split: str | Split = "test", *, plot: bool = False) -> dict:
@@ -328,8 +334,8 @@ class Trainer:
                     self.params, self.opt_state, self.static, x, y, t0, self.readout,
                     self.optimizer, self.options, cfg.sample_clip or None, self.floors)
             except eqx.EquinoxRuntimeError as err:
-                raise _step_error(err, f"training step failed in epoch {self.epoch + 1}, "
-                                        f"batch {b + 1}") from err
+                raise self._step_error(err, f"training step failed in epoch {self.epoch + 1}, "
+                                            f"batch {b + 1}") from err
             losses.append(loss)
             accs.append(acc)
             if cfg.progress:
@@ -487,14 +493,16 @@ class StepError(RuntimeError):
 _NON_FINITE = re.compile(r"non-finite|\bnan\b|\binf\b", re.IGNORECASE)
 
 
-def _step_error(err: Exception, where: str) -> RuntimeError:
+def _step_error(err: Exception, where: str, budget_advice: str = "") -> RuntimeError:
     """A one-paragraph error for a check that failed inside a jitted step.
 
     Equinox's runtime checks (a NaN/inf reaching a linear solve in the spike-time
     derivative, an exhausted event budget, ...) arrive with a long JAX trace; this
     keeps their message, says ``where`` (e.g. "training step failed in epoch 1,
     batch 2"), and, for a non-finite value, what to try. A non-finite value gives a
-    :class:`FloatingPointError`, anything else a :class:`StepError`.
+    :class:`FloatingPointError`, anything else a :class:`StepError`. ``budget_advice`` is
+    appended when the message asks for a larger ``max_spikes`` / ``max_events`` (the
+    simulator's options, which a trainer sets through its own).
     """
     def is_trace(par):  # Equinox puts the in-JIT stack before the message
         return par.startswith("Above is the stack") or any(
@@ -504,6 +512,8 @@ def _step_error(err: Exception, where: str) -> RuntimeError:
     first = " ".join(paragraphs[0].split()) if paragraphs else type(err).__name__
     first = re.sub(r"^[\w.]*Error: ", "", first)  # "equinox.EquinoxRuntimeError: ..."
     first = re.sub(r"^eventax_dsl\.sim: ", "", first)
+    if budget_advice and re.search(r"\bmax_(spikes|events)=", first):
+        first = f"{first} {budget_advice}"
     if not _NON_FINITE.search(first):
         return StepError(f"{where}: {first}")
     return FloatingPointError(
