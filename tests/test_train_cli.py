@@ -200,10 +200,29 @@ def test_failing_evaluation_and_calibration_say_where(monkeypatch):
     with pytest.raises(StepError, match=r"max_events=\.\.\. In training, raise "
                                         r"max_spikes_per_neuron \(--max-spikes-per-neuron, now 10\)\.$"):
         trainer.evaluate("val")
-    # the initial-gain calibration simulates a batch too; a configured budget is named
-    with pytest.raises(StepError, match=r"^calibration of the initial weights failed: the "
-                                        r"event budget of 40 .*--max-spikes-per-neuron, now 7\)"):
-        Trainer(TrainConfig(**config, max_spikes_per_neuron=7))
+    # the initial-gain calibration takes the simulator's errors to mean "too active" and
+    # lowers the gain: here the first trial (gain 1) fails, then the real step runs
+    calls = []
+
+    def failing_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise eqx.EquinoxRuntimeError(BUDGET_MESSAGE)
+        return engine.eval_step(*args)
+
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", failing_once)
+    assert Trainer(TrainConfig(**config)).gains[0] < 1.0 and len(calls) > 1
+    # if it fails at every gain, it says so and names the option
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", failing_eval)
+    with pytest.raises(ValueError, match=r"calibration: population 0 \(LIF\) fails to simulate "
+                                         r"even with tiny input weights .* raise max_spikes_per_neuron"):
+        Trainer(TrainConfig(**config))
+    # any other failure is reported as the calibration's, in one line
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
+                        lambda *args: (_ for _ in ()).throw(eqx.EquinoxRuntimeError(NAN_MESSAGE)))
+    with pytest.raises(FloatingPointError, match=r"^calibration of the initial weights failed: A "
+                                                 r"linear solver received non-finite"):
+        Trainer(TrainConfig(**config))
 
 
 @pytest.mark.slow

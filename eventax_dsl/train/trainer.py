@@ -172,7 +172,11 @@ class Trainer:
                 self.gains = _restore.get("gains")
             else:
                 if cfg.init_gain == "auto":
-                    net, self.gains = calibrate(net, self._activity, log=self._say)
+                    try:  # calibrate takes the simulator's own errors to mean "too active"
+                        net, self.gains = calibrate(net, self._activity, log=self._say)
+                    except eqx.EquinoxRuntimeError as err:
+                        raise self._step_error(err, "calibration of the initial weights "
+                                                    "failed") from err
                 else:
                     self.gains = [float(cfg.init_gain)] * len(net.populations)
                     net = apply_gains(net, self.gains)
@@ -245,11 +249,8 @@ class Trainer:
                                        np.ones(B, bool), np.zeros(B, bool))
         if self.dp is not None:
             params, static = self.dp.replicate((params, static))
-        try:
-            out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
-                            self.options, self.first_pop, self.trace_observable)
-        except eqx.EquinoxRuntimeError as err:
-            raise self._step_error(err, "calibration of the initial weights failed") from err
+        out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
+                        self.options, self.first_pop, self.trace_observable)
         return np.asarray(out.counts)
 
     def evaluate(self, split: str | Split = "test", *, plot: bool = False) -> dict:
