@@ -64,6 +64,19 @@ BUDGET_MESSAGE = (STACK + "equinox.EquinoxRuntimeError: eventax_dsl.sim: the eve
                   "Raise it with the\noption max_events=...")
 
 
+
+def _failing(real, message, on=None):
+    """A stand-in for a jitted step that raises ``message`` as Equinox does on the calls
+    numbered in ``on`` (1-based; ``None``: every call) and runs ``real`` otherwise."""
+    def step(*args):
+        step.calls += 1
+        if on is None or step.calls in on:
+            raise eqx.EquinoxRuntimeError(message)
+        return real(*args)
+
+    step.calls = 0
+    return step
+
 def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, monkeypatch):
     # with the silent-target term (its quadrature read-out in training and evaluation),
     # the dead-neuron term, and a cosine schedule over the 2 epochs (its step count is in
@@ -163,15 +176,8 @@ def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch, 
     # an Equinox runtime check firing inside the jitted step (the message lineax gives when
     # a NaN reaches the spike-time derivative; the simulator's event budget) becomes one
     # line naming epoch and batch; only a non-finite value gets the NaN advice
-    calls = []
-
-    def failing_step(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise eqx.EquinoxRuntimeError(message)
-        return engine.train_step(*args)
-
-    monkeypatch.setattr("eventax_dsl.train.trainer.train_step", failing_step)
+    monkeypatch.setattr("eventax_dsl.train.trainer.train_step",
+                        _failing(engine.train_step, message, on={2}))
     assert main([*SHARED, "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("writing to ") and len(lines) == 2
@@ -188,11 +194,8 @@ def test_failing_evaluation_and_calibration_say_where(monkeypatch):
                   lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8, train_size=16,
                   val_size=8, test_size=8, eval_batch_size=8, progress=False, plot_points=20)
     trainer = Trainer(TrainConfig(**config))
-
-    def failing_eval(*args):
-        raise eqx.EquinoxRuntimeError(BUDGET_MESSAGE)
-
-    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", failing_eval)
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
+                        _failing(engine.eval_step, BUDGET_MESSAGE))
     with pytest.raises(StepError, match=r"^evaluation failed on samples 0-7 of 8: the event "
                                         r"budget of 40 loop iterations was exhausted"):
         trainer.evaluate("val")
@@ -202,24 +205,18 @@ def test_failing_evaluation_and_calibration_say_where(monkeypatch):
         trainer.evaluate("val")
     # the initial-gain calibration takes the simulator's errors to mean "too active" and
     # lowers the gain: here the first trial (gain 1) fails, then the real step runs
-    calls = []
-
-    def failing_once(*args):
-        calls.append(1)
-        if len(calls) == 1:
-            raise eqx.EquinoxRuntimeError(BUDGET_MESSAGE)
-        return engine.eval_step(*args)
-
-    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", failing_once)
-    assert Trainer(TrainConfig(**config)).gains[0] < 1.0 and len(calls) > 1
+    once = _failing(engine.eval_step, BUDGET_MESSAGE, on={1})
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", once)
+    assert Trainer(TrainConfig(**config)).gains[0] < 1.0 and once.calls > 1
     # if it fails at every gain, it says so and names the option
-    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", failing_eval)
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
+                        _failing(engine.eval_step, BUDGET_MESSAGE))
     with pytest.raises(ValueError, match=r"calibration: population 0 \(LIF\) fails to simulate "
                                          r"even with tiny input weights .* raise max_spikes_per_neuron"):
         Trainer(TrainConfig(**config))
     # any other failure is reported as the calibration's, in one line
     monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
-                        lambda *args: (_ for _ in ()).throw(eqx.EquinoxRuntimeError(NAN_MESSAGE)))
+                        _failing(engine.eval_step, NAN_MESSAGE))
     with pytest.raises(FloatingPointError, match=r"^calibration of the initial weights failed: A "
                                                  r"linear solver received non-finite"):
         Trainer(TrainConfig(**config))
