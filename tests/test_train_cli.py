@@ -64,7 +64,6 @@ BUDGET_MESSAGE = (STACK + "equinox.EquinoxRuntimeError: eventax_dsl.sim: the eve
                   "Raise it with the\noption max_events=...")
 
 
-
 def _failing(real, message, on=None):
     """A stand-in for a jitted step that raises ``message`` as Equinox does on the calls
     numbered in ``on`` (1-based; ``None``: every call) and runs ``real`` otherwise."""
@@ -76,6 +75,7 @@ def _failing(real, message, on=None):
 
     step.calls = 0
     return step
+
 
 def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, monkeypatch):
     # with the silent-target term (its quadrature read-out in training and evaluation),
@@ -184,7 +184,7 @@ def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch, 
     prefix = "eventax-train: error: training step failed in epoch 1, batch 2: "
     assert lines[1].startswith(prefix + expected)
     assert ("--x64" in lines[1]) == hint and ("NaN or inf in the simulation" in lines[1]) == hint
-    if not hint:  # the simulator's own advice, nothing appended
+    if not hint:  # the check's message and the trainer's option, nothing else
         assert lines[1] == prefix + expected
 
 
@@ -196,13 +196,17 @@ def test_failing_evaluation_and_calibration_say_where(monkeypatch):
     trainer = Trainer(TrainConfig(**config))
     monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
                         _failing(engine.eval_step, BUDGET_MESSAGE))
+    # where, the simulator's option, and the trainer's own (this run: the default 10)
     with pytest.raises(StepError, match=r"^evaluation failed on samples 0-7 of 8: the event "
-                                        r"budget of 40 loop iterations was exhausted"):
-        trainer.evaluate("val")
-    # the simulator's options are named, and the trainer's own (this run: the default 10)
-    with pytest.raises(StepError, match=r"max_events=\.\.\. In training, raise "
+                                        r"budget of 40 loop iterations was exhausted .* "
+                                        r"max_events=\.\.\. In training, raise "
                                         r"max_spikes_per_neuron \(--max-spikes-per-neuron, now 10\)\.$"):
         trainer.evaluate("val")
+    # a configured budget, and AMOS (one spike per neuron), as the simulator sizes them
+    for extra, per in [(dict(max_spikes_per_neuron=7), 7), (dict(amos=True), 1)]:
+        other = Trainer(TrainConfig(**config, **extra, init_gain=1.0))  # no calibration run
+        with pytest.raises(StepError, match=rf"--max-spikes-per-neuron, now {per}\)\.$"):
+            other.evaluate("val")
     # the initial-gain calibration takes the simulator's errors to mean "too active" and
     # lowers the gain: here the first trial (gain 1) fails, then the real step runs
     once = _failing(engine.eval_step, BUDGET_MESSAGE, on={1})

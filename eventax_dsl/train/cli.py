@@ -11,9 +11,10 @@ Examples::
 
 Every option of :class:`~eventax_dsl.train.config.TrainConfig` is a flag; an
 option not given takes the task's default (``--help`` shows them). Errors in
-the arguments, a missing model or data file, and a training step that fails
-(non-finite values; it names the epoch and batch) are reported in one line and exit
-with status 2.
+the arguments, a missing model or data file, and a runtime check that fails inside
+a training step, an evaluation or the initial calibration (a non-finite value, an
+exhausted spike or event budget; the message says where) are reported in one line
+and exit with status 2.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
 
-from ..sim import DEFAULT_SPIKES_PER_NEURON, SimOptions, trainable
+from ..sim import SimOptions, spike_budget, trainable
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
 from .config import COSINE_FINAL, TrainConfig, load_model
@@ -133,6 +133,8 @@ class Trainer:
                 max_spikes = max(1, cfg.max_spikes_per_neuron * n_spiking)
             self.options = SimOptions(amos=cfg.amos, max_spikes=max_spikes, rtol=cfg.rtol,
                                       atol=cfg.atol)
+            # for error messages: the per-neuron budget the simulator will use
+            self._spikes_per_neuron = spike_budget(net, self.options) // max(n_spiking, 1)
             self.batches_per_epoch = len(self.data.train) // cfg.batch_size
             sched = (cfg.lr_schedule, (cfg.decay_epochs or 0) * self.batches_per_epoch, COSINE_FINAL)
             self.lr_at = learning_rate(float(cfg.lr), *sched)
@@ -235,9 +237,9 @@ class Trainer:
 
     def _step_error(self, err: Exception, where: str) -> RuntimeError:
         """:func:`_step_error` with this run's advice for an exhausted spike or event budget."""
-        per = self.cfg.max_spikes_per_neuron or (1 if self.cfg.amos else DEFAULT_SPIKES_PER_NEURON)
         return _step_error(err, where, budget_advice=(
-            f"In training, raise max_spikes_per_neuron (--max-spikes-per-neuron, now {per})."))
+            "In training, raise max_spikes_per_neuron (--max-spikes-per-neuron, now "
+            f"{self._spikes_per_neuron})."))
 
     def _activity(self, net) -> np.ndarray:
         """Spike counts ``(B, n_neurons)`` of ``net`` on the first training batch (calibration)."""
