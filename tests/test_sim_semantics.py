@@ -12,7 +12,9 @@ import pytest  # noqa: E402
 from models_handwritten import LIF, LIFRef  # noqa: E402
 
 from eventax_dsl.contract import ChannelSpec, NeuronModel, ParamSpec, StateSpec  # noqa: E402
-from eventax_dsl.sim import FeedForward, Network  # noqa: E402
+from eventax_dsl.sim import (BudgetExhausted, FeedForward, Network, SimulationError,  # noqa: E402
+                             simulate, status_error)
+from eventax_dsl.sim.loop import NAN_BASE, SPIKE_BUFFER  # noqa: E402
 
 NO_INPUT = jnp.array([jnp.inf])
 
@@ -200,6 +202,30 @@ def test_nan_error_names_model_and_variable():
     net = _net(SqrtInput, w=-1.0)
     with pytest.raises(Exception, match=r"NaN or Inf in SqrtInput .*'v'"):
         _spikes(net, jnp.array([1.0]), 5.0)
+
+
+def test_unchecked_simulation_reports_the_failure_of_each_sample():
+    # check=False: nothing raised; the status of each sample, and on the host the same
+    # message as the in-graph check, naming the first failing sample
+    net = _net(LIF, bias=0.0)
+    drive = jnp.array([[jnp.inf], [1.0], [2.0]])  # one weight-5 input spike per sample...
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.full((1, 1), 5.0))
+    run = jax.jit(jax.vmap(lambda n, x, t: simulate(n, x, t, check=False, max_spikes=1),
+                           in_axes=(None, 0, 0)))
+    res = run(net, drive, jnp.array([100.0, 100.0, 1.5]))  # ...the last ends before its input
+    assert res.status.tolist() == [0, 0, 0] and status_error(res.status, res.messages) is None
+    net = eqx.tree_at(lambda n: n.populations[0].params["bias"], net, jnp.array([2.0]))
+    res = run(net, drive, jnp.array([1.5, 100.0, 100.0]))  # tonic firing: buffer of 1 overflows
+    assert res.status.tolist() == [0, SPIKE_BUFFER, SPIKE_BUFFER]
+    err = status_error(res.status, res.messages)
+    assert isinstance(err, BudgetExhausted) and (err.index, err.count) == (1, 2)
+    # the in-graph check's message (test_budget_error_names_option)
+    assert str(err).startswith("eventax_dsl.sim: more than max_spikes=1 spikes occurred")
+    # a NaN is a SimulationError that is not a budget error
+    bad = _net(SqrtInput, w=-1.0)
+    res = jax.jit(lambda n: simulate(n, jnp.array([1.0]), 5.0, check=False))(bad)
+    err = status_error(res.status, res.messages)
+    assert type(err) is SimulationError and err.status >= NAN_BASE and "'v'" in str(err)
 
 
 def test_recurrent_network_and_masks():

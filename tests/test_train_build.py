@@ -18,7 +18,7 @@ from eventax_dsl.train.build import (
     time_constant_floors,
 )
 from eventax_dsl.train.engine import apply_floors, make_optimizer
-from eventax_dsl.sim import trainable
+from eventax_dsl.sim import BudgetExhausted, SimulationError, trainable
 from eventax_dsl.train.config import COSINE_FINAL, MODEL_DIR, REVIVE, SAMPLE_CLIP, SILENT_PUSH
 
 
@@ -186,13 +186,16 @@ def test_calibration_gives_a_clear_error_when_every_gain_fails():
     net, _ = _net()
 
     def failing(trial):
-        raise RuntimeError("eventax_dsl.sim: more than max_spikes=1 spikes occurred")
+        raise BudgetExhausted("eventax_dsl.sim: more than max_spikes=1 spikes occurred", 2)
 
     with pytest.raises(ValueError, match="fails to simulate even with tiny input weights"):
         calibrate(net, failing)
 
-    def other_bug(trial):
-        raise KeyError("not a simulation failure")
+    # only an exhausted budget is taken as "too strong": another simulation failure
+    # (a NaN) and anything else propagate
+    for error in (SimulationError("eventax_dsl.sim: NaN or Inf in v", 4), KeyError("a bug")):
+        def other(trial, error=error):
+            raise error
 
-    with pytest.raises(KeyError):  # only simulation failures are taken as "too strong"
-        calibrate(net, other_bug)
+        with pytest.raises(type(error)):
+            calibrate(net, other)

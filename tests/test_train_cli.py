@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from eventax_dsl.sim.loop import BUDGET, NAN_BASE, SPIKE_BUFFER
 from eventax_dsl.train import engine
 from eventax_dsl.train.cli import main
 from eventax_dsl.train.config import TrainConfig
@@ -188,41 +190,78 @@ def test_failing_training_step_is_one_clear_line(tmp_path, capsys, monkeypatch, 
         assert lines[1] == prefix + expected
 
 
+def _with_status(real, code, samples=None, on=None):
+    """A stand-in for ``eval_step`` that runs ``real`` and then reports the simulator
+    status ``code`` for ``samples`` (``None``: all) on the calls numbered in ``on``
+    (1-based; ``None``: every call), as a failed simulation does."""
+    def step(*args):
+        step.calls += 1
+        out = real(*args)
+        if on is None or step.calls in on:
+            status = np.zeros(out.status.shape, np.int32)
+            status[slice(None) if samples is None else samples] = code
+            out = eqx.tree_at(lambda o: o.status, out, jnp.asarray(status))
+        return out
+
+    step.calls = 0
+    return step
+
+
 def test_failing_evaluation_and_calibration_say_where(monkeypatch):
     # SHARED as a config (this test does not go through the CLI)
     config = dict(task="yinyang", model="lif", hidden=(6,), silent_push=1.0, revive=1.0,
                   lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8, train_size=16,
                   val_size=8, test_size=8, eval_batch_size=8, progress=False, plot_points=20)
+    # a real overflow: one spike per neuron allowed, strong input weights (no calibration)
+    strong = Trainer(TrainConfig(**config, max_spikes_per_neuron=1, init_gain=3.0))
+    with pytest.raises(StepError, match=r"^evaluation failed on sample \d of 8( \(and \d more "
+                                        r"in this batch\))?: more than max_spikes=9 spikes "
+                                        r"occurred; the spike buffer is full\. Raise it with the "
+                                        r"option max_spikes=\.\.\. In training, raise "
+                                        r"max_spikes_per_neuron \(--max-spikes-per-neuron, now 1\)\.$"):
+        strong.evaluate("val")
+
     trainer = Trainer(TrainConfig(**config))
+    # the failing sample is named (sample 5 of the batch); the event budget's own message
     monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
-                        _failing(engine.eval_step, BUDGET_MESSAGE))
-    # where, the simulator's option, and the trainer's own (this run: the default 10)
-    with pytest.raises(StepError, match=r"^evaluation failed on samples 0-7 of 8: the event "
-                                        r"budget of 40 loop iterations was exhausted .* "
-                                        r"max_events=\.\.\. In training, raise "
+                        _with_status(engine.eval_step, BUDGET, samples=[5]))
+    with pytest.raises(StepError, match=r"^evaluation failed on sample 5 of 8: the event "
+                                        r"budget of \d+ loop iterations was exhausted .* "
+                                        r"max_events=\.\.\. .* In training, raise "
                                         r"max_spikes_per_neuron \(--max-spikes-per-neuron, now 10\)\.$"):
         trainer.evaluate("val")
-    # a configured budget, and AMOS (one spike per neuron), as the simulator sizes them
-    for extra, per in [(dict(max_spikes_per_neuron=7), 7), (dict(amos=True), 1)]:
-        other = Trainer(TrainConfig(**config, **extra, init_gain=1.0))  # no calibration run
-        with pytest.raises(StepError, match=rf"--max-spikes-per-neuron, now {per}\)\.$"):
-            other.evaluate("val")
-    # the initial-gain calibration takes the simulator's errors to mean "too active" and
-    # lowers the gain: here the first trial (gain 1) fails, then the real step runs
-    once = _failing(engine.eval_step, BUDGET_MESSAGE, on={1})
+    # AMOS (one spike per neuron), as the simulator sizes it
+    other = Trainer(TrainConfig(**config, amos=True, init_gain=1.0))  # no calibration run
+    with pytest.raises(StepError, match=r"--max-spikes-per-neuron, now 1\)\.$"):
+        other.evaluate("val")
+    # a NaN is a FloatingPointError with the advice
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
+                        _with_status(engine.eval_step, NAN_BASE, samples=[2, 3]))
+    with pytest.raises(FloatingPointError, match=r"^evaluation failed on sample 2 of 8 \(and 1 "
+                                                 r"more in this batch\): NaN or Inf in .*--x64"):
+        trainer.evaluate("val")
+    # another runtime check firing inside the jitted step names the batch
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", _failing(engine.eval_step,
+                                                                        NAN_MESSAGE))
+    with pytest.raises(FloatingPointError, match=r"^evaluation failed on samples 0-7 of 8: A "
+                                                 r"linear solver received non-finite"):
+        trainer.evaluate("val")
+    # the initial-gain calibration takes an exhausted budget to mean "too active" and
+    # lowers the gain: here the first trial (gain 1) overflows, then the real step runs
+    once = _with_status(engine.eval_step, SPIKE_BUFFER, on={1})
     monkeypatch.setattr("eventax_dsl.train.trainer.eval_step", once)
     assert Trainer(TrainConfig(**config)).gains[0] < 1.0 and once.calls > 1
-    # if it fails at every gain, it says so and names the option
+    # if it overflows at every gain, it says so and names the option
     monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
-                        _failing(engine.eval_step, BUDGET_MESSAGE))
+                        _with_status(engine.eval_step, BUDGET))
     with pytest.raises(ValueError, match=r"calibration: population 0 \(LIF\) fails to simulate "
                                          r"even with tiny input weights .* raise max_spikes_per_neuron"):
         Trainer(TrainConfig(**config))
     # any other failure is reported as the calibration's, in one line
     monkeypatch.setattr("eventax_dsl.train.trainer.eval_step",
-                        _failing(engine.eval_step, NAN_MESSAGE))
-    with pytest.raises(FloatingPointError, match=r"^calibration of the initial weights failed: A "
-                                                 r"linear solver received non-finite"):
+                        _with_status(engine.eval_step, NAN_BASE, samples=[0]))
+    with pytest.raises(FloatingPointError, match=r"^calibration of the initial weights failed: "
+                                                 r"NaN or Inf in "):
         Trainer(TrainConfig(**config))
 
 

@@ -18,18 +18,21 @@ Modules, in reading order:
 """
 
 from .forward import spikes, state_at, ttfs
-from .loop import SimResult, event_budget, simulate, spike_budget
+from .loop import (BudgetExhausted, SimResult, SimulationError, event_budget, simulate,
+                   spike_budget, status_error)
 from .network import FeedForward, Network, default_weight_init, normal_init, trainable
 from .options import DEFAULT_SPIKES_PER_NEURON, SimOptions
 from .schedule import InputSchedule, make_schedule
 
 __all__ = [
+    "BudgetExhausted",
     "DEFAULT_SPIKES_PER_NEURON",
     "FeedForward",
     "InputSchedule",
     "Network",
     "SimOptions",
     "SimResult",
+    "SimulationError",
     "default_weight_init",
     "event_budget",
     "make_schedule",
@@ -38,6 +41,7 @@ __all__ = [
     "spike_budget",
     "spikes",
     "state_at",
+    "status_error",
     "trainable",
     "ttfs",
 ]

@@ -72,13 +72,27 @@ The outer loop is ``equinox.internal.while_loop(kind="checkpointed")``
 (reverse-mode differentiable, stops as soon as the simulation is over) or a
 ``lax.scan`` over the whole budget with a done flag (``options.loop``).
 
-Budget
-------
+Budget and errors
+-----------------
 Shapes must be static, so the number of loop iterations is bounded by
 :func:`event_budget`. Running out of budget is an error (never a silent
 truncation), raised with :func:`equinox.branched_error_if` together with the
 other run-time errors: a full spike buffer, a failed ODE solve, and NaN/Inf in a
 state variable (named).
+
+A caller that wants to *handle* a failure rather than stop on it passes
+``check=False``: nothing is raised, and ``SimResult.status`` says what happened
+(``OK`` = 0, or one of the codes below). :func:`status_error` turns the status
+of one sample or of a whole batch into an exception on the host: a
+:class:`BudgetExhausted` for a full spike buffer or event budget (a caller that
+searches for a workable input scale can take that to mean "too much activity"),
+a :class:`SimulationError` for anything else, each with the same message the
+in-graph check gives::
+
+    res = jax.vmap(lambda x: simulate(net, x, 50.0, check=False))(xs)
+    err = status_error(res.status, res.messages)
+    if err is not None:
+        raise err  # err.index: the first failing sample; err.count: how many failed
 """
 
 from __future__ import annotations
@@ -121,6 +135,9 @@ class SimResult(eqx.Module):
     - ``observed``: ``{observable: (len(obs_times), n_out, ...)}`` for the
       output population, or ``None``.
     - ``n_events``: loop iterations used.
+    - ``status``: ``OK`` (0), or the code of the failure (module docs); only a
+      simulation run with ``check=False`` returns a failure, the default raises it.
+    - ``messages``: the message of each status code (static), for :func:`status_error`.
     """
 
     t: jax.Array
@@ -131,6 +148,41 @@ class SimResult(eqx.Module):
     spike_ids: jax.Array
     observed: dict | None
     n_events: jax.Array
+    status: jax.Array
+    messages: tuple[str, ...] = eqx.field(static=True)
+
+
+class SimulationError(RuntimeError):
+    """A simulation failed (see :func:`status_error`).
+
+    ``status``: the failure's code; ``index``: the first failing sample (flat index
+    into the status array); ``count``: how many samples failed.
+    """
+
+    def __init__(self, message: str, status: int, index: int = 0, count: int = 1):
+        super().__init__(message)
+        self.status, self.index, self.count = status, index, count
+
+
+class BudgetExhausted(SimulationError):
+    """The spike buffer or the event budget ran out: the network was more active
+    than the simulation was sized for (options ``max_spikes`` / ``max_events``)."""
+
+
+def status_error(status, messages) -> SimulationError | None:
+    """The error for a (batch of) ``SimResult.status``, or ``None`` if every entry is ``OK``.
+
+    ``status``: an integer array of any shape (one entry per sample), ``messages``:
+    ``SimResult.messages``. The error describes the first failing entry.
+    """
+    flat = np.asarray(status).reshape(-1)
+    bad = np.flatnonzero(flat != OK)
+    if bad.size == 0:
+        return None
+    code = int(flat[bad[0]])
+    cls = BudgetExhausted if code in (BUDGET, SPIKE_BUFFER) else SimulationError
+    message = messages[code] if 0 <= code < len(messages) else f"unknown status {code}"
+    return cls(message, code, int(bad[0]), int(bad.size))
 
 
 class _Carry(eqx.Module):
@@ -311,6 +363,7 @@ def simulate(
     obs_times=None,
     stop_when_output_spiked: bool = False,
     record_spikes: bool = True,
+    check: bool = True,
     **kwargs,
 ) -> SimResult:
     """Simulate ``net`` on one sample from ``t = 0`` to ``t_end``.
@@ -321,6 +374,8 @@ def simulate(
       inputs arriving at that instant).
     - ``stop_when_output_spiked``: stop as soon as every output neuron spiked.
     - ``record_spikes``: keep the spike buffers (else they have size 0).
+    - ``check``: raise on a failure (an exhausted budget, a failed solve, NaN/Inf);
+      with ``False`` nothing is raised and ``SimResult.status`` tells (module docs).
     - ``options`` / ``**kwargs``: :class:`~eventax_dsl.sim.options.SimOptions`.
     """
     opts = make_options(options, **kwargs)
@@ -578,7 +633,11 @@ def simulate(
         spike_ids=final.spike_ids,
         observed=observed,
         n_events=final.n_events,
+        status=status.astype(jnp.int32),
+        messages=tuple(messages),
     )
+    if not check:
+        return result
     # Attach the check to *every* output: an error_if whose result is unused would
     # be dead-code-eliminated under jit.
     return eqx.branched_error_if(result, status != OK, status, messages)

@@ -28,7 +28,8 @@ least one spike lies in a target band -- ``[0.4, 0.95]`` for hidden
 populations, ``[0.9, 1]`` for a spiking output layer (every output should spike
 so that the time-to-first-spike loss has gradients) -- and the mean number of
 spikes per (sample, neuron) is at most ``RATE_CAP = 4`` (no tonic firing). A
-gain at which the simulation fails (spike buffer full) counts as too strong.
+gain at which the spike buffer or the event budget runs out
+(:class:`~eventax_dsl.sim.BudgetExhausted`) counts as too strong.
 Populations downstream of the one being calibrated are silenced meanwhile
 (their input gain is 0).
 
@@ -51,7 +52,7 @@ import jax.random as jr
 import numpy as np
 
 from ..checker.units import TIME, UnitError, parse_unit
-from ..sim import FeedForward, Network, normal_init
+from ..sim import BudgetExhausted, FeedForward, Network, normal_init
 from .quadrature import attach_quadrature
 
 __all__ = ["apply_gains", "build_network", "calibrate", "time_constant_floors"]
@@ -121,8 +122,9 @@ def calibrate(net: Network, activity: Callable[[Network], np.ndarray], *, max_ev
     """Choose one input gain per spiking population (module docs); returns ``(net, gains)``.
 
     ``activity(net)`` simulates a fixed batch and returns spike counts
-    ``(B, n_neurons)`` (global neuron ids), or raises when the simulation fails
-    (e.g. a full spike buffer: treated as "too active").
+    ``(B, n_neurons)`` (global neuron ids). It raises
+    :class:`~eventax_dsl.sim.BudgetExhausted` when the spike buffer or the event
+    budget runs out, which counts as "too active"; any other error propagates.
     """
     npop = len(net.populations)
     gains = [1.0] * npop
@@ -138,9 +140,7 @@ def calibrate(net: Network, activity: Callable[[Network], np.ndarray], *, max_ev
             trial = gains[:p] + [g] + [0.0] * (npop - p - 1)
             try:
                 counts = np.asarray(activity(apply_gains(net, trial)))[:, lo_idx:hi_idx]
-            except Exception as err:  # noqa: BLE001 - a failed simulation means "too active"
-                if "eventax_dsl.sim" not in str(err):
-                    raise
+            except BudgetExhausted:  # more spikes than the simulation is sized for
                 return np.inf, np.inf
             return float(np.mean(counts > 0)), float(np.mean(counts))
 

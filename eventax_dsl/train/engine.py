@@ -187,7 +187,11 @@ class EvalOutput(eqx.Module):
     - ``predictions``: ``(B,)``;
     - ``spike_times``, ``spike_ids``: spikes of sample 0 (padded ``inf`` / ``-1``);
     - ``trace``: ``(P, n_out)`` the plotted output observable of sample 0 at
-      the plot times (``None`` if nothing is plotted).
+      the plot times (``None`` if nothing is plotted);
+    - ``status``: ``(B,)`` the simulator's status of each sample (0: fine), and
+      ``messages`` its messages: evaluation does not stop inside the jitted step
+      on a failed simulation, the caller raises it on the host with
+      :func:`~eventax_dsl.sim.status_error` (and can say which sample failed).
     """
 
     loss_sum: jax.Array
@@ -198,6 +202,8 @@ class EvalOutput(eqx.Module):
     spike_times: jax.Array
     spike_ids: jax.Array
     trace: jax.Array | None
+    status: jax.Array
+    messages: tuple[str, ...] = eqx.field(static=True)
 
 
 @eqx.filter_jit
@@ -216,12 +222,16 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
     n_neurons = net.n_neurons
     plot = trace_observable is not None
 
+    messages = []  # the simulator's status messages (static), taken while tracing
+
     def one(xi, ti, is_plot):
         parts = [readout.obs_times(ti)] if n_obs else []
         if plot:
             parts.append(jnp.where(is_plot, plot_times, jnp.zeros_like(plot_times)))
         obs = jnp.concatenate(parts) if parts else None
-        res = simulate(net, xi, readout.t_end, options=options, obs_times=obs, record_spikes=True)
+        res = simulate(net, xi, readout.t_end, options=options, obs_times=obs, record_spikes=True,
+                       check=False)
+        messages[:] = [res.messages]
         mine = None if not n_obs else {k: v[:n_obs] for k, v in res.observed.items()}
         if readout.voltage:
             scores = readout.logits(mine, ti)
@@ -231,9 +241,9 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
         counts = jnp.zeros((n_neurons,), jnp.int32).at[ids].add(1, mode="drop")
         first = jnp.min(res.first_spike[first_pop], initial=jnp.inf)
         trace = res.observed[trace_observable][n_obs:] if plot else None
-        return scores, counts, first, res.spike_times, res.spike_ids, trace
+        return scores, counts, first, res.spike_times, res.spike_ids, trace, res.status
 
-    scores, counts, first, times, ids, trace = jax.vmap(one)(x, t0, plot_mask)
+    scores, counts, first, times, ids, trace, status = jax.vmap(one)(x, t0, plot_mask)
     per = readout.loss(scores, y, reduce=False)
     pred = readout.predict(scores)
     zero = jnp.zeros_like(per)
@@ -246,4 +256,6 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
         spike_times=times[0],
         spike_ids=ids[0],
         trace=None if trace is None else trace[0],
+        status=status,
+        messages=messages[0],
     )

@@ -70,7 +70,7 @@ import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
 
-from ..sim import SimOptions, spike_budget, trainable
+from ..sim import SimOptions, SimulationError, spike_budget, status_error, trainable
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
 from .config import COSINE_FINAL, TrainConfig, load_model
@@ -174,9 +174,9 @@ class Trainer:
                 self.gains = _restore.get("gains")
             else:
                 if cfg.init_gain == "auto":
-                    try:  # calibrate takes the simulator's own errors to mean "too active"
+                    try:
                         net, self.gains = calibrate(net, self._activity, log=self._say)
-                    except eqx.EquinoxRuntimeError as err:
+                    except (eqx.EquinoxRuntimeError, SimulationError) as err:
                         raise self._step_error(err, "calibration of the initial weights "
                                                     "failed") from err
                 else:
@@ -226,13 +226,18 @@ class Trainer:
             plot_mask[0] = plot and start == 0 and self.trace_observable is not None
             x, y, t0, v, pm = self._device(split.x[idx], split.y[idx], split.t0[idx], valid,
                                            plot_mask)
-            try:
+            try:  # the simulation's own failures come back as a status, checked below
                 out = eval_step(self.params, self.static, x, y, t0, v, pm, self.plot_times,
                                 self.readout, self.options, self.first_pop, self.trace_observable)
             except eqx.EquinoxRuntimeError as err:
                 last = min(start + B, n)
                 raise self._step_error(err, f"evaluation failed on samples {start}-{last - 1} "
                                             f"of {n}") from err
+            err = status_error(np.where(valid, np.asarray(out.status), 0), out.messages)
+            if err is not None:
+                more = f" (and {err.count - 1} more in this batch)" if err.count > 1 else ""
+                raise self._step_error(err, f"evaluation failed on sample {start + err.index} "
+                                            f"of {n}{more}") from err
             yield out, valid
 
     def _step_error(self, err: Exception, where: str) -> RuntimeError:
@@ -242,7 +247,8 @@ class Trainer:
             f"{self._spikes_per_neuron})."))
 
     def _activity(self, net) -> np.ndarray:
-        """Spike counts ``(B, n_neurons)`` of ``net`` on the first training batch (calibration)."""
+        """Spike counts ``(B, n_neurons)`` of ``net`` on the first training batch (calibration);
+        a failed simulation raises :class:`~eventax_dsl.sim.SimulationError`."""
         params, static = self._partition(net)
         B = self.cfg.eval_batch_size
         split = self.data.train
@@ -253,6 +259,9 @@ class Trainer:
             params, static = self.dp.replicate((params, static))
         out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
                         self.options, self.first_pop, self.trace_observable)
+        err = status_error(out.status, out.messages)
+        if err is not None:
+            raise err  # calibrate() takes BudgetExhausted to mean "too active"
         return np.asarray(out.counts)
 
     def evaluate(self, split: str | Split = "test", *, plot: bool = False) -> dict:
@@ -490,7 +499,7 @@ class Trainer:
 
 
 class StepError(RuntimeError):
-    """A runtime check failed inside a jitted training, evaluation or calibration step."""
+    """A simulation or a runtime check failed in a training, evaluation or calibration step."""
 
 
 _NON_FINITE = re.compile(r"non-finite|\bnan\b|\binf\b", re.IGNORECASE)
@@ -500,7 +509,8 @@ def _step_error(err: Exception, where: str, budget_advice: str = "") -> RuntimeE
     """A one-paragraph error for a check that failed inside a jitted step.
 
     Equinox's runtime checks (a NaN/inf reaching a linear solve in the spike-time
-    derivative, an exhausted event budget, ...) arrive with a long JAX trace; this
+    derivative, an exhausted event budget, ...) arrive with a long JAX trace, a
+    :class:`~eventax_dsl.sim.SimulationError` from the host-side status check without; this
     keeps their message, says ``where`` (e.g. "training step failed in epoch 1,
     batch 2"), and, for a non-finite value, what to try. A non-finite value gives a
     :class:`FloatingPointError`, anything else a :class:`StepError`. ``budget_advice`` is
