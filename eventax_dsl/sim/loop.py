@@ -199,6 +199,7 @@ class _Carry(eqx.Module):
     spike_times: jax.Array
     spike_ids: jax.Array
     observed: dict | None
+    due: tuple
     done: jax.Array
     status: jax.Array
     n_events: jax.Array
@@ -222,12 +223,19 @@ def event_budget(net: Network, options: SimOptions, n_inputs: int, n_obs: int) -
     -- one iteration per input entry (``in_size * k``, absent ones included), per
     observation time, per spike (at most; simultaneous spikes share one), per
     re-arming of a neuron that is not reset below threshold (e.g. Hodgkin-Huxley),
-    per end of a refractory period, and for reaching ``t_end``.
+    per end of a refractory period, and for reaching ``t_end``; plus, per spike, one
+    delivery for every projection with axonal delays and ``n_dst`` for every
+    projection with synaptic delays.
     """
     if options.max_events is not None:
         return options.max_events
     refractory = any(type(p).REFRACTORY for p in net.populations)
-    return n_inputs + n_obs + spike_budget(net, options) * (3 if refractory else 2) + 2
+    per_spike = 3 if refractory else 2
+    # a delayed projection delivers each spike once (axonal) or once per target (synaptic)
+    for j, d in enumerate(net.delays or ()):
+        if d is not None:
+            per_spike += 1 if d.ndim == 1 else net.populations[net.projections[j][1]].n
+    return n_inputs + n_obs + spike_budget(net, options) * per_spike + 2
 
 
 # -------------------------------------------------------------- integration
@@ -430,6 +438,12 @@ def simulate(
     root_rtol, root_atol = _root_tolerances(opts, dtype)
     floor = float(np.sqrt(np.finfo(dtype).eps))
     gid = tuple(jnp.arange(p.n, dtype=jnp.int32) + o for p, o in zip(pops, net.offsets))
+    # Delayed projections: row k of `due[i]` holds the arrival times at the targets of
+    # spike k (the spike buffer's numbering) if projection delayed[i] carries it, inf
+    # otherwise and once delivered; `source[i][k]` is its local source index.
+    delayed = tuple(j for j in range(len(net.projections)) if net.delay(j) is not None)
+    due_rows = max_spikes if delayed else 0
+    source = jnp.zeros((due_rows,), jnp.int32)
 
     y0 = dyn.initial_state(net)
     if obs_times is None:
@@ -454,6 +468,8 @@ def simulate(
         spike_times=full(buffer, jnp.inf),
         spike_ids=jnp.full((buffer,), -1, jnp.int32),
         observed=observed,
+        due=tuple((jnp.full((due_rows, pops[net.projections[j][1]].n), jnp.inf, dtype), source)
+                  for j in delayed),
         done=jnp.asarray(False),
         status=jnp.asarray(OK, jnp.int32),
         n_events=jnp.zeros((), jnp.int32),
@@ -493,6 +509,9 @@ def simulate(
         t_next = jnp.minimum(t_in, t_end)
         for r in c.refr_until:
             t_next = jnp.minimum(t_next, jnp.min(jnp.where(r > t, r, jnp.inf), initial=jnp.inf))
+        t_due = jnp.min(jnp.stack([jnp.min(d, initial=jnp.inf) for d, _ in c.due]),
+                        initial=jnp.inf) if delayed else jnp.inf
+        t_next = jnp.minimum(t_next, t_due)
         if obs_times is not None:
             safe = jnp.minimum(c.obs_ptr, n_obs - 1)
             t_obs = jnp.where(c.obs_ptr < n_obs, obs_times[safe], jnp.inf)
@@ -548,13 +567,33 @@ def simulate(
             }
             obs_ptr = obs_ptr + jnp.where(is_obs, jnp.sum(obs_times == t_obs, dtype=jnp.int32), 0)
 
+        # ---- delayed projections: deliver what is due now (only when nobody
+        # spiked), then queue the new spikes' arrivals
+        direct, due = {}, []
+        for j, (arrive, src_of) in zip(delayed, c.due):
+            src, dst = net.projections[j]
+            now = ~any_spike & (arrive == t1)  # (rows, n_dst)
+            w = net.effective_weights(j)
+            direct[j] = ({k: jnp.einsum("rd,rd...->d...", now.astype(dtype), v[src_of])
+                          for k, v in w.items()}, jnp.any(now, axis=0))
+            arrive = jnp.where(now, jnp.inf, arrive)
+            lo = net.offsets[src]
+            rank = jnp.cumsum(flat, dtype=jnp.int32)[lo:lo + pops[src].n] - 1
+            row = jnp.where(spiked[src], c.n_spikes + rank, due_rows)
+            times = t1 + net.delay(j)
+            if net.masks[j] is not None:
+                times = jnp.where(net.masks[j] > 0, times, jnp.inf)
+            arrive = arrive.at[row].set(times, mode="drop")
+            src_of = src_of.at[row].set(jnp.arange(pops[src].n, dtype=jnp.int32), mode="drop")
+            due.append((arrive, src_of))
+
         # ---- apply: reset, then deliver spikes and inputs
         y2 = dyn.reset(pops, y1, spiked)
         sources = {p: s.astype(dtype) for p, s in enumerate(spiked) if type(pops[p]).SPIKING}
         src_idx, valid, n_take, complete = sched.chunk(c.ptr, t_in, width)
         take = (valid & is_input).astype(dtype)
         apply_now = is_input & complete
-        direct, pending = {}, []
+        pending = []
         for (j, dst, weights, mask), (sums, reach) in zip(inputs, c.pending):
             sums = {k: sums[k] + jnp.tensordot(take, w[src_idx], axes=1) for k, w in weights.items()}
             if mask is None:
@@ -595,8 +634,9 @@ def simulate(
             status = jnp.where(
                 (status == OK) & jnp.any(bad), NAN_BASE + jnp.argmax(bad), status
             )
-        if buffer:
-            status = jnp.where((status == OK) & (n_spikes > buffer), SPIKE_BUFFER, status)
+        if buffer or due_rows:
+            status = jnp.where((status == OK) & (n_spikes > max(buffer, due_rows)), SPIKE_BUFFER,
+                               status)
         status = jnp.where(c.status == OK, status, c.status).astype(jnp.int32)
         return _Carry(
             t=t1,
@@ -612,6 +652,7 @@ def simulate(
             spike_times=spike_times,
             spike_ids=spike_ids,
             observed=observed_new,
+            due=tuple(due),
             done=done | (status != OK),
             status=status,
             n_events=c.n_events + 1,

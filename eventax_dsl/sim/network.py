@@ -19,6 +19,14 @@ Structure
 - ``masks``: one array of shape ``(n_src, n_dst)`` per projection (1 = a
   synapse exists), or ``None`` for all-to-all. The effective weight is
   ``weight * mask``; masks are not trained (see :func:`trainable`).
+- ``delays`` (optional, :meth:`Network.with_delays`): per projection ``None``
+  (spikes arrive at once) or the transmission delay in ms, trained like the
+  weights: shape ``(n_src,)`` for an *axonal* delay (one per source neuron, the
+  same to all its targets) or ``(n_src, n_dst)`` for a *synaptic* delay (one per
+  synapse). A spike of neuron ``i`` at ``t`` reaches target ``k`` at
+  ``t + max(d, 0)``; its effect moves with ``d``, so the loss has an exact
+  gradient with respect to every delay. Only projections between populations
+  have delays (shift the input spike times to delay the external input).
 
 :class:`FeedForward` builds the usual layered network; :meth:`Network.create`
 builds anything else (recurrent, several populations, sparse masks).
@@ -29,6 +37,7 @@ The simulation methods (:meth:`Network.ttfs`, :meth:`Network.spikes`,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -76,6 +85,7 @@ class Network(eqx.Module):
     projections: tuple[tuple[int, int], ...] = eqx.field(static=True)
     in_size: int = eqx.field(static=True)
     output: int = eqx.field(static=True)
+    delays: tuple[jax.Array | None, ...] | None = None
 
     def __check_init__(self):
         if len(self.weights) != len(self.projections) or len(self.masks) != len(self.projections):
@@ -107,6 +117,22 @@ class Network(eqx.Module):
                     f"projection ({src}, {dst}): mask shape {tuple(m.shape)}, "
                     f"expected {(n_src, n_dst)}"
                 )
+        if self.delays is not None:
+            if len(self.delays) != len(self.projections):
+                raise ValueError("delays must have one entry (or None) per projection")
+            for (src, dst), d in zip(self.projections, self.delays):
+                if d is None:
+                    continue
+                if src == -1:
+                    raise ValueError(
+                        f"projection (input, {dst}): the external input has no delays; "
+                        "shift the input spike times instead")
+                shapes = ((self.populations[src].n,),
+                          (self.populations[src].n, self.populations[dst].n))
+                if tuple(d.shape) not in shapes:
+                    raise ValueError(
+                        f"projection ({src}, {dst}): delay shape {tuple(d.shape)}, expected "
+                        f"{shapes[0]} (axonal) or {shapes[1]} (synaptic)")
 
     # ----------------------------------------------------------- building
     @classmethod
@@ -193,6 +219,40 @@ class Network(eqx.Module):
         if m is None:
             return w
         return {k: v * m.reshape(m.shape + (1,) * (v.ndim - 2)) for k, v in w.items()}
+
+    def delay(self, index: int) -> jax.Array | None:
+        """Delays of projection ``index`` as ``(n_src, n_dst)`` (``max(d, 0)``), or ``None``."""
+        if self.delays is None or self.delays[index] is None:
+            return None
+        d = jnp.maximum(self.delays[index], 0.0)
+        src, dst = self.projections[index]
+        return jnp.broadcast_to(d[:, None] if d.ndim == 1 else d,
+                                (self.populations[src].n, self.populations[dst].n))
+
+    def with_delays(self, delays: Mapping[int, Any]) -> "Network":
+        """A copy with transmission delays (ms) on the given projections.
+
+        ``delays``: ``{projection index: d}``, ``d`` a scalar or an array of shape
+        ``(n_src,)`` (axonal: one per source neuron, broadcast from a scalar) or
+        ``(n_src, n_dst)`` (synaptic: one per synapse). ``None`` removes a delay.
+        The delays are leaves of the network: :func:`trainable` marks them, and
+        gradients with respect to them are exact (see the module docs)::
+
+            net = FeedForward(LIF, [50, 3], in_size=5, key=key).with_delays({1: 1.0})
+        """
+        current = list(self.delays) if self.delays is not None else [None] * len(self.projections)
+        dtype = next(iter(self.weights[0].values())).dtype if self.weights else jnp.result_type(float)
+        for j, d in delays.items():
+            if not 0 <= j < len(self.projections):
+                raise ValueError(f"no projection {j} (the network has {len(self.projections)})")
+            if d is not None:
+                d = jnp.asarray(d, dtype)
+                if d.ndim == 0:
+                    d = jnp.full((self.populations[self.projections[j][0]].n,)
+                                 if self.projections[j][0] >= 0 else (self.in_size,), d, dtype)
+            current[j] = d
+        value = None if all(d is None for d in current) else tuple(current)
+        return dataclasses.replace(self, delays=value)  # (validated by __check_init__)
 
     # ---------------------------------------------------------- simulation
     def ttfs(self, input_times, t_max, *, options=None, **kwargs):
@@ -288,8 +348,8 @@ def FeedForward(
 def trainable(net: Network) -> Network:
     """Filter spec (a PyTree of bools shaped like ``net``): what training updates.
 
-    ``True`` for every weight and every parameter marked ``learnable`` in its
-    model's ``PARAMETERS``; ``False`` for everything else (other parameters,
+    ``True`` for every weight, every delay and every parameter marked ``learnable``
+    in its model's ``PARAMETERS``; ``False`` for everything else (other parameters,
     connectivity masks). Use with ``eqx.partition``::
 
         params, static = eqx.partition(net, trainable(net))
@@ -310,4 +370,8 @@ def trainable(net: Network) -> Network:
     spec = eqx.tree_at(
         lambda s: s.weights, spec, tuple({k: True for k in w} for w in net.weights)
     )
+    if net.delays is not None:
+        spec = eqx.tree_at(lambda s: s.delays, spec,
+                           tuple(None if d is None else True for d in net.delays),
+                           is_leaf=lambda x: x is None)
     return spec
