@@ -157,6 +157,19 @@ def _gain(net, ref, index):
     return float(jnp.mean(net.weights[index]["w"]) / jnp.mean(ref.weights[index]["w"]))
 
 
+def test_delay_option_puts_axonal_delays_between_populations():
+    net = build_network("xor", load_model("egru"), load_model("li"), (4,), 9, 2, key=jr.key(0),
+                        dtype=jnp.float32, delay=1.5)
+    # input -> hidden: none; recurrent hidden -> hidden and hidden -> read-out: 1.5 ms each
+    assert net.delays[0] is None
+    for j in (1, 2):
+        np.testing.assert_array_equal(np.asarray(net.delays[j]), np.full(4, 1.5))
+    assert build_network("xor", load_model("egru"), load_model("li"), (4,), 9, 2,
+                         key=jr.key(0), dtype=jnp.float32).delays is None
+    with pytest.raises(ValueError, match="invalid delay: -1.0"):
+        TrainConfig(task="yinyang", delay=-1.0).resolved()
+
+
 def test_calibration_finds_gains_in_band_and_silences_downstream():
     net, _ = _net()
     ref = net

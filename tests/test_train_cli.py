@@ -54,7 +54,8 @@ def _check_run_dir(out: Path, epochs: int, plots=("curves", "raster", "voltages"
 
 
 # one network for the resume and error tests, so that they share compiled programs
-SHARED = ["yinyang", "--model", "lif", "--hidden", "6", "--silent-push", "1.0", "--revive", "1.0",
+SHARED = ["yinyang", "--model", "lif", "--hidden", "6", "--delay", "0.5", "--silent-push", "1.0",
+          "--revive", "1.0",
           "--lr-schedule", "cosine", "--decay-epochs", "2", *TINY]
 STACK = ("Above is the stack outside of JIT. Below is the stack inside of JIT:\n"
          '  File "engine.py", line 162, in train_step\n    loss = ...\n\n')
@@ -130,6 +131,11 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
 
     # four runs, ten steps, one trace of the training step (fixed batch shape)
     assert eqx.debug.get_num_traces(engine.train_step) - traces == 1
+    # the hidden -> output delays (--delay 0.5) were trained (those of hidden neurons
+    # that spiked before the outputs did), the input has none
+    delays = Trainer.resume(tmp_path / "a", log=None).net.delays
+    assert delays[0] is None and delays[1].shape == (6,)
+    assert np.any(np.asarray(delays[1]) != 0.5)
 
     # resuming may not change what the result depends on
     assert main(["yinyang", "--resume", str(tmp_path / "b"), "--lr", "0.1"]) == 2
@@ -209,7 +215,7 @@ def _with_status(real, code, samples=None, on=None):
 
 def test_failing_evaluation_and_calibration_say_where(monkeypatch):
     # SHARED as a config (this test does not go through the CLI)
-    config = dict(task="yinyang", model="lif", hidden=(6,), silent_push=1.0, revive=1.0,
+    config = dict(task="yinyang", model="lif", hidden=(6,), delay=0.5, silent_push=1.0, revive=1.0,
                   lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8, train_size=16,
                   val_size=8, test_size=8, eval_batch_size=8, progress=False, plot_points=20)
     # a real overflow: one spike per neuron allowed, strong input weights (no calibration)

@@ -73,8 +73,11 @@ def _init_for(model, recurrent: bool = False):
 
 
 def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, n_classes: int,
-                  *, key, dtype, readout=None) -> Network:
+                  *, key, dtype, readout=None, delay: float | None = None) -> Network:
     """The network of a run (module docs), with ungained initial weights.
+
+    ``delay``: an axonal delay (ms) on every projection between populations
+    (:meth:`~eventax_dsl.sim.Network.with_delays`; ``None``: none).
 
     ``readout``: the :class:`~eventax_dsl.train.readout.Readout`; for a voltage
     loss (of the observable) and for TTFS with ``silent_push`` (of the spike
@@ -106,6 +109,8 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
                           weight_init=[_init_for(m) for m in models])
     if readout is not None and readout.quadrature is not None:
         net = attach_quadrature(net, readout.quadrature, readout.tau, readout.integrals)
+    if delay is not None:
+        net = net.with_delays({j: delay for j, (src, _) in enumerate(net.projections) if src >= 0})
     return net
 
 

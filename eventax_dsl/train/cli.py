@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--loss", default=S, help=f"one of: {', '.join(LOSSES)}")
     g.add_argument("--t-max", type=float, default=S, help="simulated time per sample (ms)")
     g.add_argument("--amos", action="store_true", default=S, help="at most one spike per neuron")
+    g.add_argument("--delay", type=float, default=S, metavar="MS",
+                   help="axonal delay (ms) on every projection between populations, trained "
+                        "with the weights (default: none)")
     g.add_argument("--no-train-params", dest="train_params", action="store_false", default=S,
                    help="train the weights only (not the models' learnable parameters)")
     g.add_argument("--init-gain", default=S, help="'auto' (calibrate, default) or a number")

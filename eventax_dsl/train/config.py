@@ -113,7 +113,9 @@ class TrainConfig:
     parameters, e.g. time constants, besides the weights).
 
     **Simulation**: ``amos`` (at most one spike per neuron), ``x64``,
-    ``max_spikes_per_neuron`` (spike buffer / event budget), ``rtol``/``atol``.
+    ``max_spikes_per_neuron`` (spike buffer / event budget), ``rtol``/``atol``,
+    ``delay`` (ms: an axonal transmission delay on every projection between
+    populations, trained with the weights; ``None``: spikes arrive at once).
 
     **Loss details**: ``tau0``, ``tau1``, ``alpha``, ``silent_push`` (TTFS; default
     ``SILENT_PUSH`` for ``ttfs``, 0 = off; docs/training.md), ``revive`` (TTFS: weight of
@@ -154,6 +156,7 @@ class TrainConfig:
     seed: int = 0
     train_params: bool = True
     amos: bool = False
+    delay: float | None = None
     x64: bool = False
     max_spikes_per_neuron: int | None = None
     rtol: float | None = None
@@ -233,6 +236,7 @@ class TrainConfig:
             ("logit_scale", cfg.logit_scale > 0),
             ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1),
             ("checkpoint_every", cfg.checkpoint_every is None or cfg.checkpoint_every >= 1),
+            ("delay", cfg.delay is None or cfg.delay >= 0),
         ]
         for name, ok in checks:
             if not ok:

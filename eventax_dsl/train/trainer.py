@@ -126,7 +126,7 @@ class Trainer:
                                    logit_scale=float(cfg.logit_scale))
             net = build_network(cfg.task, self.hidden_model, self.readout_model, cfg.hidden,
                                 self.data.in_size, self.data.n_classes, key=init_key(cfg.seed),
-                                dtype=self.dtype, readout=self.readout)
+                                dtype=self.dtype, readout=self.readout, delay=cfg.delay)
             n_spiking = net.n_spiking
             max_spikes = None
             if cfg.max_spikes_per_neuron is not None:
