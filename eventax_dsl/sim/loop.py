@@ -438,10 +438,12 @@ def simulate(
     root_rtol, root_atol = _root_tolerances(opts, dtype)
     floor = float(np.sqrt(np.finfo(dtype).eps))
     gid = tuple(jnp.arange(p.n, dtype=jnp.int32) + o for p, o in zip(pops, net.offsets))
-    # Delayed projections: row k of `due[i]` holds the arrival times at the targets of
-    # spike k (the spike buffer's numbering) if projection delayed[i] carries it, inf
-    # otherwise and once delivered; `source[i][k]` is its local source index.
+    # Delayed projections: row k of `due[i]` holds the arrival time of spike k (the spike
+    # buffer's numbering) if projection delayed[i] carries it -- one time (axonal) or one
+    # per target (synaptic) -- inf otherwise and once delivered; `source[i][k]` is its
+    # local source index.
     delayed = tuple(j for j in range(len(net.projections)) if net.delay(j) is not None)
+    axonal = {j: net.delays[j].ndim == 1 for j in delayed}
     due_rows = max_spikes if delayed else 0
     source = jnp.zeros((due_rows,), jnp.int32)
 
@@ -468,7 +470,8 @@ def simulate(
         spike_times=full(buffer, jnp.inf),
         spike_ids=jnp.full((buffer,), -1, jnp.int32),
         observed=observed,
-        due=tuple((jnp.full((due_rows, pops[net.projections[j][1]].n), jnp.inf, dtype), source)
+        due=tuple((jnp.full((due_rows,) if axonal[j] else (due_rows, pops[net.projections[j][1]].n),
+                            jnp.inf, dtype), source)
                   for j in delayed),
         done=jnp.asarray(False),
         status=jnp.asarray(OK, jnp.int32),
@@ -572,17 +575,24 @@ def simulate(
         direct, due = {}, []
         for j, (arrive, src_of) in zip(delayed, c.due):
             src, dst = net.projections[j]
-            now = ~any_spike & (arrive == t1)  # (rows, n_dst)
-            w = net.effective_weights(j)
-            direct[j] = ({k: jnp.einsum("rd,rd...->d...", now.astype(dtype), v[src_of])
-                          for k, v in w.items()}, jnp.any(now, axis=0))
+            now = ~any_spike & (arrive == t1)  # (rows,) or (rows, n_dst)
+            w, mask = net.effective_weights(j), net.masks[j]
+            if axonal[j]:  # arrivals per source neuron, delivered like immediate spikes
+                counts = jax.ops.segment_sum(now.astype(dtype), src_of, pops[src].n)
+                reach = (jnp.broadcast_to(jnp.any(now), (pops[dst].n,)) if mask is None
+                         else (counts @ mask) > 0)
+                direct[j] = ({k: jnp.tensordot(counts, v, axes=1) for k, v in w.items()}, reach)
+                times = t1 + jnp.maximum(net.delays[j], 0.0)
+            else:
+                direct[j] = ({k: jnp.einsum("rd,rd...->d...", now.astype(dtype), v[src_of])
+                              for k, v in w.items()}, jnp.any(now, axis=0))
+                times = t1 + net.delay(j)
+                if mask is not None:  # no synapse, no arrival
+                    times = jnp.where(mask > 0, times, jnp.inf)
             arrive = jnp.where(now, jnp.inf, arrive)
             lo = net.offsets[src]
             rank = jnp.cumsum(flat, dtype=jnp.int32)[lo:lo + pops[src].n] - 1
             row = jnp.where(spiked[src], c.n_spikes + rank, due_rows)
-            times = t1 + net.delay(j)
-            if net.masks[j] is not None:
-                times = jnp.where(net.masks[j] > 0, times, jnp.inf)
             arrive = arrive.at[row].set(times, mode="drop")
             src_of = src_of.at[row].set(jnp.arange(pops[src].n, dtype=jnp.int32), mode="drop")
             due.append((arrive, src_of))
