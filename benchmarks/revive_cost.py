@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv=None) -> int:
@@ -27,9 +28,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=12)
     args = p.parse_args(argv)
 
+    from _steps import stepper  # noqa: PLC0415
+
     from eventax_dsl.sim.bench import time_alternately  # noqa: PLC0415
     from eventax_dsl.train import TrainConfig  # noqa: PLC0415
-    from eventax_dsl.train.engine import train_step  # noqa: PLC0415
     from eventax_dsl.train.trainer import Trainer  # noqa: PLC0415
 
     def make(revive):
@@ -39,15 +41,6 @@ def main(argv=None) -> int:
         return Trainer(cfg, log=None)
 
     trainers = {0.0: make(0.0), 1.0: make(1.0)}
-    split = trainers[0.0].data.train
-
-    def stepper(t):
-        def make_step(step):  # a different batch at each step, untimed transfer
-            idx = [32 * (step % 10) + i for i in range(32)]
-            x, y, t0 = t._device(split.x[idx], split.y[idx], split.t0[idx])
-            return lambda: train_step(t.params, t.opt_state, t.static, x, y, t0, t.readout,
-                                      t.optimizer, t.options, t.cfg.sample_clip or None, t.floors)
-        return make_step
 
     # step 0 compiles and is not timed
     med = time_alternately({k: stepper(t) for k, t in trainers.items()}, args.steps - 1, warmup=1)

@@ -1,0 +1,21 @@
+"""Shared by the benchmark scripts that time training steps (not a benchmark itself)."""
+
+from __future__ import annotations
+
+
+def stepper(trainer, batch: int = 32, batches: int = 10):
+    """``make(step) -> call`` for :func:`eventax_dsl.sim.bench.time_alternately`: the
+    call runs :func:`eventax_dsl.train.engine.train_step` of ``trainer`` on training
+    batch ``step % batches`` without applying the update (every call sees the same
+    parameters); the batch's transfer to the device happens in ``make``, untimed."""
+    from eventax_dsl.train.engine import train_step  # noqa: PLC0415
+
+    t = trainer
+    split = t.data.train
+
+    def make_step(step):
+        idx = [batch * (step % batches) + i for i in range(batch)]
+        x, y, t0 = t._device(split.x[idx], split.y[idx], split.t0[idx])
+        return lambda: train_step(t.params, t.opt_state, t.static, x, y, t0, t.readout,
+                                  t.optimizer, t.options, t.cfg.sample_clip or None, t.floors)
+    return make_step
