@@ -151,6 +151,11 @@ def test_time_constants_are_floored_after_a_step_and_nothing_else_is():
     # parameters that are not trained (None in the partition) are skipped
     weights_only, _ = eqx.partition(net, lambda x: False)
     assert apply_floors(weights_only, floors) is weights_only
+    # trained delays are kept at or above 0 (below it they would have no gradient)
+    delayed, _ = eqx.partition(net.with_delays({1: jnp.array([-1.0, 0.0, 0.5, 2.0])}),
+                               trainable(net.with_delays({1: 1.0})))
+    np.testing.assert_array_equal(np.asarray(apply_floors(delayed, floors).delays[1]),
+                                  [0.0, 0.0, 0.5, 2.0])
 
 
 def _gain(net, ref, index):

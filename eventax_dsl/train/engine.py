@@ -168,12 +168,20 @@ def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
 
 def apply_floors(params, floors):
     """``params`` with ``populations[p].params[name]`` raised to at least ``bound``
-    for each ``(p, name, bound)`` in ``floors`` (skipped where not trained)."""
+    for each ``(p, name, bound)`` in ``floors`` (skipped where not trained), and every
+    trained transmission delay raised to at least 0. (The simulator reads a negative
+    delay as 0, where its gradient vanishes: a delay the optimiser pushed below 0
+    would stay there for good; at 0 it still has a gradient.)"""
     for p, name, bound in floors:
         value = params.populations[p].params.get(name)
         if value is not None:
             params = eqx.tree_at(lambda n: n.populations[p].params[name], params,
                                  jnp.maximum(value, jnp.asarray(bound, value.dtype)))
+    if getattr(params, "delays", None) is not None and any(d is not None for d in params.delays):
+        params = eqx.tree_at(lambda n: n.delays, params,
+                             tuple(None if d is None else jnp.maximum(d, 0.0)
+                                   for d in params.delays),
+                             is_leaf=lambda x: x is None)
     return params
 
 
