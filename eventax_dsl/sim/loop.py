@@ -443,7 +443,7 @@ def simulate(
     # per target (synaptic) -- inf otherwise and once delivered; `source[i][k]` is its
     # local source index.
     delayed = tuple(j for j in range(len(net.projections)) if net.delay(j) is not None)
-    axonal = {j: net.delays[j].ndim == 1 for j in delayed}
+    axonal = {j: net.delay(j).ndim == 1 for j in delayed}
     due_rows = max_spikes if delayed else 0
     source = jnp.zeros((due_rows,), jnp.int32)
 
@@ -541,9 +541,11 @@ def simulate(
         # ---- record spikes
         flat = jnp.concatenate(spiked)
         n_new = jnp.sum(flat, dtype=jnp.int32)
+        # this iteration's spikes are numbers n_spikes + rank in the spike buffer's order
+        # (also the rows of the delayed projections' arrival tables)
+        rank = jnp.cumsum(flat, dtype=jnp.int32) - 1
         spike_times, spike_ids = c.spike_times, c.spike_ids
         if buffer:
-            rank = jnp.cumsum(flat, dtype=jnp.int32) - 1
             idx = jnp.where(flat, c.n_spikes + rank, buffer)
             spike_times = spike_times.at[idx].set(t1, mode="drop")
             spike_ids = spike_ids.at[idx].set(jnp.concatenate(gid), mode="drop")
@@ -577,22 +579,20 @@ def simulate(
             src, dst = net.projections[j]
             now = ~any_spike & (arrive == t1)  # (rows,) or (rows, n_dst)
             w, mask = net.effective_weights(j), net.masks[j]
+            times = t1 + net.delay(j)  # (n_src,) axonal, (n_src, n_dst) synaptic
             if axonal[j]:  # arrivals per source neuron, delivered like immediate spikes
                 counts = jax.ops.segment_sum(now.astype(dtype), src_of, pops[src].n)
                 reach = (jnp.broadcast_to(jnp.any(now), (pops[dst].n,)) if mask is None
                          else (counts @ mask) > 0)
                 direct[j] = ({k: jnp.tensordot(counts, v, axes=1) for k, v in w.items()}, reach)
-                times = t1 + jnp.maximum(net.delays[j], 0.0)
             else:
                 direct[j] = ({k: jnp.einsum("rd,rd...->d...", now.astype(dtype), v[src_of])
                               for k, v in w.items()}, jnp.any(now, axis=0))
-                times = t1 + net.delay(j)
                 if mask is not None:  # no synapse, no arrival
                     times = jnp.where(mask > 0, times, jnp.inf)
             arrive = jnp.where(now, jnp.inf, arrive)
             lo = net.offsets[src]
-            rank = jnp.cumsum(flat, dtype=jnp.int32)[lo:lo + pops[src].n] - 1
-            row = jnp.where(spiked[src], c.n_spikes + rank, due_rows)
+            row = jnp.where(spiked[src], c.n_spikes + rank[lo:lo + pops[src].n], due_rows)
             arrive = arrive.at[row].set(times, mode="drop")
             src_of = src_of.at[row].set(jnp.arange(pops[src].n, dtype=jnp.int32), mode="drop")
             due.append((arrive, src_of))

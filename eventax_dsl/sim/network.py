@@ -221,13 +221,11 @@ class Network(eqx.Module):
         return {k: v * m.reshape(m.shape + (1,) * (v.ndim - 2)) for k, v in w.items()}
 
     def delay(self, index: int) -> jax.Array | None:
-        """Delays of projection ``index`` as ``(n_src, n_dst)`` (``max(d, 0)``), or ``None``."""
+        """The delays the simulator uses for projection ``index``: ``max(d, 0)``, shape
+        ``(n_src,)`` (axonal) or ``(n_src, n_dst)`` (synaptic); ``None`` if it has none."""
         if self.delays is None or self.delays[index] is None:
             return None
-        d = jnp.maximum(self.delays[index], 0.0)
-        src, dst = self.projections[index]
-        return jnp.broadcast_to(d[:, None] if d.ndim == 1 else d,
-                                (self.populations[src].n, self.populations[dst].n))
+        return jnp.maximum(self.delays[index], 0.0)
 
     def with_delays(self, delays: Mapping[int, Any]) -> "Network":
         """A copy with transmission delays (ms) on the given projections.

@@ -177,7 +177,7 @@ def apply_floors(params, floors):
         if value is not None:
             params = eqx.tree_at(lambda n: n.populations[p].params[name], params,
                                  jnp.maximum(value, jnp.asarray(bound, value.dtype)))
-    if getattr(params, "delays", None) is not None and any(d is not None for d in params.delays):
+    if params.delays is not None and any(d is not None for d in params.delays):
         params = eqx.tree_at(lambda n: n.delays, params,
                              tuple(None if d is None else jnp.maximum(d, 0.0)
                                    for d in params.delays),
