@@ -17,8 +17,9 @@ run piecewise and the table rebuilt with ``--table-only``.
 Configurations
 --------------
 - ``yinyang``: 5-50-3, batch 256, AdamW, clip 1.0; lr 0.005 for ``ttfs`` (with
-  ``eventax-train``'s TTFS defaults ``--sample-clip 10 --silent-push 10 --revive 1``, shown
-  in the loss label) and 0.001 for the voltage losses (``li`` read-out); models ``lif``, ``lif-amos``,
+  ``eventax-train``'s TTFS defaults ``--sample-clip 10 --silent-push 10``) and 0.001 for
+  the voltage losses (``li`` read-out), ``ttfs`` and ``max`` with ``--revive 1`` (the
+  remedies are shown in the loss label); models ``lif``, ``lif-amos``,
   ``qif``, ``eif``, ``izhikevich``, ``izhikevich-amos``, ``dendritic``; losses
   ``ttfs``, ``max``, ``integral``, ``exp-integral``.
 - ``mnist``: 784-200-10 LIF with an ``li`` read-out, ``exp-integral`` loss,
@@ -55,7 +56,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eventax_dsl.train import train  # noqa: E402
-from eventax_dsl.train.config import LR_SCHEDULES, REVIVE, SAMPLE_CLIP, SILENT_PUSH  # noqa: E402
+from eventax_dsl.train.config import (  # noqa: E402
+    LR_SCHEDULES,
+    REVIVE,
+    REVIVE_LOSSES,
+    SAMPLE_CLIP,
+    SILENT_PUSH,
+)
 
 #: model label -> (library model, amos)
 MODELS = {
@@ -96,7 +103,8 @@ def configurations(args) -> list[dict]:
         if run["loss"] == "ttfs":  # the TTFS-only remedies (docs/training.md)
             run["sample_clip"] = args.sample_clip
             run["silent_push"] = args.silent_push
-            run["revive"] = args.revive
+        run["revive"] = (args.revive if args.revive is not None  # else eventax-train's default
+                         else REVIVE if run["loss"] in REVIVE_LOSSES else 0.0)
         if args.hidden is not None:
             run["hidden"] = tuple(args.hidden)
         if args.lr_schedule != "constant":
@@ -169,9 +177,10 @@ def main(argv=None) -> int:
     p.add_argument("--silent-push", type=float, default=SILENT_PUSH,
                    help="ttfs runs: silent-target term weight (eventax-train --silent-push; "
                         f"default {SILENT_PUSH:g}, 0: off)")
-    p.add_argument("--revive", type=float, default=REVIVE,
-                   help="ttfs runs: dead-hidden-neuron term weight (eventax-train --revive; "
-                        f"default {REVIVE:g}, 0: off)")
+    p.add_argument("--revive", type=float, default=None,
+                   help="dead-hidden-neuron term weight for every run (eventax-train --revive; "
+                        f"default: its default, {REVIVE:g} for {' and '.join(REVIVE_LOSSES)}, "
+                        "0 for the other losses)")
     p.add_argument("--train-size", type=int, default=None, help="first N samples only (checks)")
     p.add_argument("--val-size", type=int, default=None)
     p.add_argument("--test-size", type=int, default=None)

@@ -38,12 +38,14 @@ def test_config_defaults_validation_and_json_roundtrip():
     assert TrainConfig(task="yinyang", loss="max").resolved().readout_model == "li"
     assert TrainConfig(task="yinyang").resolved().readout_model == "qif"
     assert TrainConfig.from_json(cfg.to_json()) == cfg
-    # the silent-target term: on for ttfs by default, off for the voltage losses, and off
-    # for checkpoints written before it existed (so they resume unchanged)
+    # the silent-target term and the per-sample clip: on for ttfs by default, off for the
+    # voltage losses; the dead-neuron term: on for ttfs and max, off for the integrals; each
+    # off for checkpoints written before it existed (so they resume unchanged)
     ttfs = TrainConfig(task="yinyang").resolved()
     assert ttfs.silent_push == SILENT_PUSH > 0 and cfg.silent_push == 0.0
     assert ttfs.sample_clip == SAMPLE_CLIP > 0 and cfg.sample_clip == 0.0
     assert ttfs.revive == REVIVE > 0 and cfg.revive == 0.0
+    assert TrainConfig(task="yinyang", loss="max").resolved().revive == REVIVE
     older = ttfs.to_json()
     del older["revive"]  # a checkpoint from before the dead-neuron term resumes without it
     assert TrainConfig.from_json(older).resolved().revive == 0.0
@@ -71,7 +73,6 @@ def test_config_defaults_validation_and_json_roundtrip():
     for bad, message in [(dict(loss="max", silent_push=1.0), "applies to the ttfs loss only"),
                          (dict(silent_push=-1.0), "invalid silent_push"),
                          (dict(revive=-1.0), "invalid revive"),
-                         (dict(loss="max", revive=1.0), "revive applies to the ttfs loss only"),
                          (dict(task="cifar"), "unknown task 'cifar'"),
                          (dict(loss="hinge"), "unknown loss 'hinge'"),
                          (dict(lr=-1.0), "invalid lr"),

@@ -155,35 +155,38 @@ def test_revive_term_counts_only_dead_neurons():
     np.testing.assert_allclose(float(revive_term(c, dead)), (0.3 + 1.2 + 0.7 + 0.4) / 2, rtol=1e-14)
     g = np.asarray(jax.grad(lambda m: revive_term(m, dead))(c))
     np.testing.assert_array_equal(g, -np.array([[1.0, 0.0, 1.0]] * 2) / 2)
-    with pytest.raises(ValueError, match="revive applies to the ttfs loss only"):
-        Readout(kind="integral", revive=1.0)
 
 
-def test_revive_term_through_simulation_closed_form_and_finite_differences():
-    """2 inputs -> 2 hidden LIF -> 2 output LIF, float64. Hidden neuron 0 fires and drives
-    both outputs; hidden neuron 1 stays below threshold. The simulation stops at the
-    second output spike, where hidden 1's spike condition equals the closed-form sum of
-    its PSPs minus the threshold; dead_mask marks it (only it), and the gradient of
-    the training loss with the dead-neuron term, which also moves with the stopping time,
-    matches central finite differences. With a second sample in which it spikes, the
-    term vanishes, on the per-sample-clipped path too."""
+@pytest.mark.parametrize("kind", ["ttfs", "integral"])
+def test_revive_term_through_simulation_closed_form_and_finite_differences(kind):
+    """2 inputs -> 2 hidden LIF -> 2 outputs (LIF for ttfs, LI for the integral loss),
+    float64. Hidden neuron 0 fires and drives both outputs; hidden neuron 1 stays below
+    threshold. The simulation stops at the second output spike (ttfs) or at T (integral),
+    where hidden 1's spike condition equals the closed-form sum of its PSPs minus the
+    threshold; dead_mask marks it (only it), and the gradient of the training loss with
+    the dead-neuron term, which for ttfs also moves with the stopping time, matches
+    central finite differences. With a second sample in which it spikes, the term
+    vanishes, on the per-sample-clipped path too."""
     from eventax_dsl.train.engine import batch_loss, clipped_mean_grad, dead_mask  # noqa: PLC0415
 
     LIF = load_model("lif")
     tm, ts = 10.0, 5.0
-    hid, out = LIF.create(2, tau_mem=tm, tau_syn=ts), LIF.create(2, tau_mem=tm, tau_syn=ts)
+    hid = LIF.create(2, tau_mem=tm, tau_syn=ts)
+    out = load_model("lif" if kind == "ttfs" else "li").create(2, tau_mem=tm, tau_syn=ts)
     net = Network.create([hid, out], 2, [("input", 0), (0, 1)], key=jr.key(0))
     w_in = jnp.array([[6.0, 0.5], [5.0, 0.4]])
     w_out = jnp.array([[7.0, 6.0], [0.3, 0.2]])
     net = eqx.tree_at(lambda n: (n.weights[0]["w"], n.weights[1]["w"]), net, (w_in, w_out))
-    readout = Readout(kind="ttfs", t_end=T_MAX, revive=0.5)
+    readout = Readout(kind=kind, t_end=T_MAX, revive=0.5)
+    if readout.voltage:
+        net = attach_quadrature(net, readout.quadrature, readout.tau, readout.integrals)
     x = jnp.array([2.0, 6.0])
     opts = SimOptions(rtol=1e-12, atol=1e-12)
     forward = jax.jit(lambda n, xi: readout.forward(n, xi, jnp.asarray(0.0), opts, hidden=True))
     scores, (c_end, spiked) = forward(net, x)
     scores = np.asarray(scores)
     assert np.isfinite(scores).all() and list(np.asarray(spiked)) == [True, False]
-    t_stop = float(scores.max())
+    t_stop = float(scores.max()) if kind == "ttfs" else T_MAX
 
     def psp(wk, tk):
         s = t_stop - tk

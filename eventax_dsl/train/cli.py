@@ -84,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="ttfs: weight of the term that raises a target output that never "
                         "spiked towards threshold (default 10; 0: off; docs/training.md)")
     g.add_argument("--revive", type=float, default=S,
-                   help="ttfs: weight of the term that raises hidden neurons that spiked in "
-                        "none of a batch's samples towards threshold (default 1; 0: off; "
-                        "docs/training.md)")
+                   help="weight of the term that raises hidden neurons that spiked in none "
+                        "of a batch's samples towards threshold (any loss; default 1 for ttfs "
+                        "and max, 0 = off for the integrals; docs/training.md)")
     g.add_argument("--label-smoothing", type=float, default=S,
                    help="label smoothing of the cross-entropy in [0, 1) (default 0; xor "
                         "with a voltage loss 0.1): gives the logits a finite optimum "

@@ -9,15 +9,17 @@ read* (it is a static argument of the jitted training step). Four kinds:
   wrapped with quadrature states of its spike condition, and the scores gain a
   second row: each output neuron's mean spike condition over ``[0, T]``, which
   the loss uses to push a *silent* target neuron towards its threshold (the
-  spike time of a neuron that never spiked has no gradient). With ``revive > 0``
-  the training loss also pushes hidden neurons that spiked in none of a batch's
-  samples towards threshold (:meth:`Readout.hidden_activity`,
-  :func:`~eventax_dsl.train.losses.revive_term`).
+  spike time of a neuron that never spiked has no gradient).
 - ``"max"``, ``"integral"``, ``"exp-integral"``: the scores are logits read
   from the output voltage over the window ``[t0, T]`` (``t0`` is per sample:
   0 for Yin-Yang and MNIST, the cue time for delayed XOR); loss: softmax
   cross-entropy, prediction: the largest logit. The output population must be
   wrapped with quadrature states (:func:`~eventax_dsl.train.quadrature.attach_quadrature`).
+
+With ``revive > 0`` (any kind) the training loss also pushes hidden neurons that
+spiked in none of a batch's samples towards threshold
+(:meth:`Readout.hidden_activity`, :func:`~eventax_dsl.train.losses.revive_term`): a
+neuron that never spikes passes no gradient on, whatever the loss.
 
 The window is sampled at :meth:`Readout.obs_times` (``[t0, T]`` for the
 integrals, a grid of ``grid`` points for the maximum), read with
@@ -56,7 +58,7 @@ class Readout:
       points (:func:`~eventax_dsl.train.losses.max_over_time`).
     - ``silent_push``: TTFS only, the weight ``beta`` of the silent-target term of
       :func:`~eventax_dsl.train.losses.ttfs_loss` (``0``: off).
-    - ``revive``: TTFS only, the weight of the dead-neuron term
+    - ``revive``: the weight of the dead-neuron term
       :func:`~eventax_dsl.train.losses.revive_term` in the training loss (``0``: off).
     - ``label_smoothing``: of the softmax cross-entropy, every loss
       (:func:`~eventax_dsl.train.losses.cross_entropy`; ``0``: off).
@@ -95,8 +97,6 @@ class Readout:
                              "already have a gradient for every output)")
         if not self.revive >= 0:
             raise ValueError(f"revive must be >= 0, got {self.revive}")
-        if self.revive and self.kind != "ttfs":
-            raise ValueError("revive applies to the ttfs loss only")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not self.logit_scale > 0:
@@ -118,7 +118,7 @@ class Readout:
     @property
     def revives(self) -> bool:
         """Whether the training loss has the dead-neuron term (``revive > 0``)."""
-        return self.kind == "ttfs" and self.revive > 0
+        return self.revive > 0
 
     @property
     def quadrature(self) -> str | None:
@@ -187,8 +187,9 @@ class Readout:
     def forward(self, net, input_times, t0, options, *, hidden: bool = False):
         """Scores of one sample: first spike times (see :meth:`ttfs_scores`) or logits.
 
-        ``hidden=True`` (TTFS only) returns ``(scores, hidden_activity)``, the second
-        as :meth:`hidden_activity` gives it, from the same simulation.
+        ``hidden=True`` returns ``(scores, hidden_activity)``, the second as
+        :meth:`hidden_activity` gives it, from the same simulation (which, for a
+        voltage loss, runs to ``T``: the observation times end there).
         """
         if self.kind == "ttfs":
             if not (self.pushes or hidden):
@@ -198,9 +199,12 @@ class Readout:
                            stop_when_output_spiked=True, record_spikes=False)
             scores = self.ttfs_scores(res.first_spike[net.output], res.observed)
             return (scores, self.hidden_activity(net, res)) if hidden else scores
-        if hidden:
-            raise ValueError("hidden activity is read for the ttfs loss only")
-        return self.logits(net.state_at(input_times, self.obs_times(t0), options=options), t0)
+        times = self.obs_times(t0)
+        if not hidden:
+            return self.logits(net.state_at(input_times, times, options=options), t0)
+        res = simulate(net, input_times, jnp.max(times), options=options, obs_times=times,
+                       record_spikes=False)  # what state_at runs, with the hidden state kept
+        return self.logits(res.observed, t0), self.hidden_activity(net, res)
 
     @staticmethod
     def hidden_activity(net, res):
