@@ -70,7 +70,7 @@ def test_config_defaults_validation_and_json_roundtrip():
             TrainConfig.from_json(old).resolved().sample_clip) == (0.0, 0.0)
     old["sample_clip"] = 3.0  # an old run that asked for clipping keeps it
     assert TrainConfig.from_json(old).resolved().sample_clip == 3.0
-    for bad, message in [(dict(loss="max", silent_push=1.0), "applies to the ttfs loss only"),
+    for bad, message in [(dict(loss="integral", silent_push=1.0), "applies to the ttfs and max losses only"),
                          (dict(silent_push=-1.0), "invalid silent_push"),
                          (dict(revive=-1.0), "invalid revive"),
                          (dict(task="cifar"), "unknown task 'cifar'"),

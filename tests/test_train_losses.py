@@ -93,8 +93,8 @@ def test_silent_target_term_acts_only_where_the_target_never_spiked():
     np.testing.assert_allclose(gc, want, rtol=1e-12, atol=0)
     with pytest.raises(ValueError, match="needs c_mean"):
         ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX, silent_push=beta)
-    with pytest.raises(ValueError, match="ttfs loss only"):
-        Readout(kind="max", silent_push=1.0)
+    with pytest.raises(ValueError, match="ttfs and max losses only"):
+        Readout(kind="exp-integral", silent_push=1.0)
 
 
 def test_silent_target_push_through_simulation_closed_form_and_finite_differences():
@@ -347,6 +347,49 @@ def test_hermite_max_gradient_vs_finite_differences():
     dv = jr.normal(jr.key(4), (6, 2), jnp.float64)
     f = lambda x: jnp.sum(max_over_time(x[0], times, x[1]) * jnp.array([1.0, -0.5]))  # noqa: E731
     _fd_check(f, jnp.stack([v, dv]), rel=1e-5)
+
+
+def test_max_loss_silent_target_term_lifts_only_a_flat_target():
+    """Output 0 rises inside the window; output 1 never rises above V(t0) = 0, so its max
+    logit is the constant 0 and the cross-entropy gives it no gradient. With silent_push
+    the loss of a sample whose target is output 1 gains beta * (V(t0) - mean V), and its
+    gradient raises output 1 at every grid time; for target 0 nothing changes."""
+    from eventax_dsl.train.losses import flat_max_sag  # noqa: PLC0415
+
+    times = jnp.linspace(0.0, 10.0, 6)
+    v = jnp.stack([jnp.array([0.0, 0.5, 1.2, 0.8, 0.3, 0.1]),
+                   jnp.array([0.0, -0.2, -0.6, -0.9, -0.7, -0.4])], axis=1)
+    dv = jnp.gradient(v, times, axis=0).at[0].set(jnp.array([0.3, -0.1]))
+    obs = {"v": v, "v_dot": dv}
+    plain, push = Readout(kind="max", t_end=10.0, grid=6), Readout(kind="max", t_end=10.0,
+                                                                    grid=6, silent_push=2.0)
+    z = plain.logits(obs, jnp.asarray(0.0))
+    assert float(z[1]) == 0.0 and float(z[0]) > 1.2
+    sag = np.asarray(flat_max_sag(v, z))
+    np.testing.assert_allclose(sag, [0.0, 0.0 - float(jnp.mean(v[:, 1]))], rtol=1e-12)
+    scores = push.voltage_scores(obs, jnp.asarray(0.0))
+    assert scores.shape == (2, 2) and np.array_equal(np.asarray(push.predict(scores[None])), [0])
+    for label, extra in ((1, 2.0 * sag[1]), (0, 0.0)):
+        y = jnp.array([label])
+        base = float(plain.loss(z[None], y))
+        np.testing.assert_allclose(float(push.loss(scores[None], y)), base + extra, rtol=1e-12)
+
+    def loss(vv, readout, label):
+        o = {"v": vv, "v_dot": dv}
+        return readout.loss(readout.voltage_scores(o, jnp.asarray(0.0))[None], jnp.array([label]))
+
+    g_plain = np.asarray(jax.grad(loss)(v, plain, 1))
+    g_push = np.asarray(jax.grad(loss)(v, push, 1))
+    # the flat target's voltage gets nothing after t0 (V(t0) is the initial state, a
+    # constant in a simulation) ... until the term raises it at every grid time
+    assert np.all(g_plain[1:, 1] == 0.0)
+    np.testing.assert_allclose(g_push[1:, 1], -2.0 / 6, rtol=1e-12)
+    np.testing.assert_allclose(g_push[0, 1] - g_plain[0, 1], 2.0 * (1 - 1 / 6), rtol=1e-12)
+    np.testing.assert_allclose(g_push[:, 0], g_plain[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.grad(loss)(v, push, 0)),
+                               np.asarray(jax.grad(loss)(v, plain, 0)), rtol=1e-12)
+    with pytest.raises(ValueError, match="ttfs and max losses only"):
+        Readout(kind="integral", silent_push=1.0)
 
 
 # ------------------------------------------- quadrature vs SymPy closed form

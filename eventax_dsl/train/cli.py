@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tau1", type=float, default=S, help="ttfs regulariser time constant, ms (6.4)")
     g.add_argument("--alpha", type=float, default=S, help="ttfs regulariser weight (3e-3)")
     g.add_argument("--silent-push", type=float, default=S,
-                   help="ttfs: weight of the term that raises a target output that never "
-                        "spiked towards threshold (default 10; 0: off; docs/training.md)")
+                   help="ttfs and max: weight of the term that raises a target output "
+                        "that never spiked (ttfs; default 10) or whose voltage never rose "
+                        "above its value at the window start (max; default 0) "
+                        "(0: off; docs/training.md)")
     g.add_argument("--revive", type=float, default=S,
                    help="weight of the term that raises hidden neurons that spiked in none "
                         "of a batch's samples towards threshold (any loss; default 1 for ttfs "

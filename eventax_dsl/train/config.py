@@ -121,8 +121,8 @@ class TrainConfig:
     ``delay`` (ms: an axonal transmission delay on every projection between
     populations, trained with the weights; ``None``: spikes arrive at once).
 
-    **Loss details**: ``tau0``, ``tau1``, ``alpha``, ``silent_push`` (TTFS; default
-    ``SILENT_PUSH`` for ``ttfs``, 0 = off; docs/training.md), ``revive`` (weight of the
+    **Loss details**: ``tau0``, ``tau1``, ``alpha``, ``silent_push`` (TTFS and max;
+    default ``SILENT_PUSH`` for ``ttfs``, 0 = off; docs/training.md), ``revive`` (weight of the
     dead-hidden-neuron term, any loss; default ``REVIVE`` for ``ttfs`` and ``max``, 0 = off
     for the integral losses; docs/training.md), ``max_grid`` and
     ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``),
@@ -246,9 +246,9 @@ class TrainConfig:
         for name, ok in checks:
             if not ok:
                 raise ValueError(f"invalid {name}: {getattr(cfg, name)!r}")
-        if cfg.silent_push and cfg.loss != "ttfs":
-            raise ValueError(f"silent_push applies to the ttfs loss only, not {cfg.loss}: the "
-                             "voltage losses already have a gradient for every output")
+        if cfg.silent_push and cfg.loss not in ("ttfs", "max"):
+            raise ValueError(f"silent_push applies to the ttfs and max losses only, not "
+                             f"{cfg.loss}: the integrals have a gradient for every output")
         if cfg.logit_scale != 1.0 and cfg.loss == "ttfs":
             raise ValueError("logit_scale applies to the voltage losses only; the ttfs loss "
                              "has --tau0 (its logits are -t/tau0)")

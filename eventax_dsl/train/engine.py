@@ -242,7 +242,7 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
         messages[:] = [res.messages]
         mine = None if not n_obs else {k: v[:n_obs] for k, v in res.observed.items()}
         if readout.voltage:
-            scores = readout.logits(mine, ti)
+            scores = readout.voltage_scores(mine, ti)
         else:
             scores = readout.ttfs_scores(res.first_spike[net.output], mine)
         ids = jnp.where(res.spike_ids >= 0, res.spike_ids, n_neurons)

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 __all__ = [
     "cross_entropy",
     "finite_times",
+    "flat_max_sag",
     "max_over_time",
     "revive_term",
     "ttfs_loss",
@@ -185,6 +186,27 @@ def voltage_predict(logits):
 
 
 # ---------------------------------------------------------- voltage read-outs
+def flat_max_sag(values, maxima):
+    """How far an output whose maximum is its first sample sank below it: ``(..., n)``.
+
+    ``values``: ``(..., G, n)`` a voltage sampled over the window (the first sample at
+    its start ``t0``); ``maxima``: ``(..., n)`` its maximum (:func:`max_over_time`).
+    Where the maximum *is* the first sample (the output never rose above ``V(t0)``),
+    the result is ``V(t0) - mean_k V(t_k) >= 0``; elsewhere 0.
+
+    Why: such an output's max logit is the constant ``V(t0)`` and has no gradient, so
+    a cross-entropy that wants it higher cannot move it. The term
+    ``beta * flat_max_sag`` (on the target only, see
+    :meth:`~eventax_dsl.train.readout.Readout.loss`) raises its voltage over the whole
+    window until it has a maximum inside it, and then vanishes.
+    """
+    values = jnp.asarray(values)
+    start = values[..., 0, :]
+    flat = maxima == start
+    sag = start - jnp.mean(values, axis=-2)
+    return jnp.where(flat, sag, jnp.zeros_like(sag))
+
+
 def window_integral(q_start, q_end, t_start, t_end):
     """Mean of ``V`` over ``[t_start, t_end]`` from a quadrature state ``q' = V``.
 

@@ -56,8 +56,11 @@ class Readout:
     - ``grid``: number of sample times for ``"max"`` (spacing ``(T - t0) / (grid - 1)``).
     - ``hermite``: refine the maximum by cubic Hermite interpolation between grid
       points (:func:`~eventax_dsl.train.losses.max_over_time`).
-    - ``silent_push``: TTFS only, the weight ``beta`` of the silent-target term of
-      :func:`~eventax_dsl.train.losses.ttfs_loss` (``0``: off).
+    - ``silent_push``: TTFS and max only, the weight ``beta`` of the silent-target
+      term (``0``: off): of :func:`~eventax_dsl.train.losses.ttfs_loss` for TTFS; for
+      max, ``beta * flat_max_sag`` of the target
+      (:func:`~eventax_dsl.train.losses.flat_max_sag`: a target whose maximum is its
+      value at the window start has no gradient).
     - ``revive``: the weight of the dead-neuron term
       :func:`~eventax_dsl.train.losses.revive_term` in the training loss (``0``: off).
     - ``label_smoothing``: of the softmax cross-entropy, every loss
@@ -92,9 +95,9 @@ class Readout:
             raise ValueError(f"the max loss needs a grid of at least 2 points, got {self.grid}")
         if not self.silent_push >= 0:
             raise ValueError(f"silent_push must be >= 0, got {self.silent_push}")
-        if self.silent_push and self.kind != "ttfs":
-            raise ValueError("silent_push applies to the ttfs loss only (the voltage losses "
-                             "already have a gradient for every output)")
+        if self.silent_push and self.kind not in ("ttfs", "max"):
+            raise ValueError("silent_push applies to the ttfs and max losses only (the "
+                             "integrals have a gradient for every output)")
         if not self.revive >= 0:
             raise ValueError(f"revive must be >= 0, got {self.revive}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -112,8 +115,8 @@ class Readout:
 
     @property
     def pushes(self) -> bool:
-        """Whether the TTFS loss has the silent-target term (``silent_push > 0``)."""
-        return self.kind == "ttfs" and self.silent_push > 0
+        """Whether the loss has the silent-target term (TTFS or max, ``silent_push > 0``)."""
+        return self.kind in ("ttfs", "max") and self.silent_push > 0
 
     @property
     def revives(self) -> bool:
@@ -126,7 +129,7 @@ class Readout:
         (voltage losses), the spike condition (TTFS with ``silent_push``), or ``None``."""
         if self.voltage:
             return self.observable
-        return SPIKE_CONDITION if self.pushes else None
+        return SPIKE_CONDITION if self.silent_push > 0 else None
 
     @property
     def integrals(self) -> tuple[str, ...]:
@@ -144,7 +147,7 @@ class Readout:
     @property
     def n_obs(self) -> int:
         """Number of observation times per sample (TTFS: 1 with ``silent_push``, else 0)."""
-        ttfs = 1 if self.pushes else 0
+        ttfs = 1 if self.silent_push > 0 else 0
         return {"ttfs": ttfs, "max": self.grid, "integral": 2, "exp-integral": 2}[self.kind]
 
     # ------------------------------------------------------------- one sample
@@ -168,6 +171,15 @@ class Readout:
             return losses.window_integral(q[0], q[1], t0, self.t_end)
         q = observed["q_exp"]
         return losses.window_exp_integral(q[0], q[1], t0, self.t_end, self.tau)
+
+    def voltage_scores(self, observed, t0):
+        """Scores of a voltage loss for one sample: :meth:`logits` ``(n_out,)``; with the
+        max loss's silent-target term ``(2, n_out)``: the logits and each output's
+        :func:`~eventax_dsl.train.losses.flat_max_sag`."""
+        z = self.logits(observed, t0)
+        if not self.pushes:
+            return z
+        return jnp.stack([z, losses.flat_max_sag(observed[self.observable], z)])
 
     def ttfs_scores(self, t_first, observed):
         """TTFS scores of one sample from its first spike times (``(n_out,)``).
@@ -201,10 +213,10 @@ class Readout:
             return (scores, self.hidden_activity(net, res)) if hidden else scores
         times = self.obs_times(t0)
         if not hidden:
-            return self.logits(net.state_at(input_times, times, options=options), t0)
+            return self.voltage_scores(net.state_at(input_times, times, options=options), t0)
         res = simulate(net, input_times, jnp.max(times), options=options, obs_times=times,
                        record_spikes=False)  # what state_at runs, with the hidden state kept
-        return self.logits(res.observed, t0), self.hidden_activity(net, res)
+        return self.voltage_scores(res.observed, t0), self.hidden_activity(net, res)
 
     @staticmethod
     def hidden_activity(net, res):
@@ -230,11 +242,17 @@ class Readout:
                                     tau1=self.tau1, alpha=self.alpha, c_mean=c_mean,
                                     silent_push=self.silent_push,
                                     smoothing=self.label_smoothing, reduce=reduce)
-        return losses.cross_entropy(scores * self.logit_scale, labels,
-                                    smoothing=self.label_smoothing, reduce=reduce)
+        z = scores[..., 0, :] if self.pushes else scores
+        per = losses.cross_entropy(z * self.logit_scale, labels,
+                                   smoothing=self.label_smoothing, reduce=False)
+        if self.pushes:  # the max loss's silent-target term (see voltage_scores)
+            sag = jnp.take_along_axis(scores[..., 1, :], jnp.asarray(labels)[..., None],
+                                      axis=-1)[..., 0]
+            per = per + self.silent_push * sag
+        return jnp.mean(per) if reduce else per
 
     def predict(self, scores):
         """Predicted classes ``(B,)`` (``-1``: no output spike, TTFS only)."""
         if self.kind == "ttfs":
             return losses.ttfs_predict(scores[..., 0, :] if self.pushes else scores)
-        return losses.voltage_predict(scores)
+        return losses.voltage_predict(scores[..., 0, :] if self.pushes else scores)
