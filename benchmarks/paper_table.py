@@ -18,8 +18,8 @@ Configurations
 --------------
 - ``yinyang``: 5-50-3, batch 256, AdamW, clip 1.0; lr 0.005 for ``ttfs`` (with
   ``eventax-train``'s TTFS defaults ``--sample-clip 10 --silent-push 10``) and 0.001 for
-  the voltage losses (``li`` read-out), ``ttfs`` and ``max`` with ``--revive 1`` (the
-  remedies are shown in the loss label); models ``lif``, ``lif-amos``,
+  the voltage losses (``li`` read-out), ``ttfs`` and ``max`` with ``--revive 1``, ``max``
+  with ``--silent-push 1`` (the remedies are shown in the loss label); models ``lif``, ``lif-amos``,
   ``qif``, ``eif``, ``izhikevich``, ``izhikevich-amos``, ``dendritic``; losses
   ``ttfs``, ``max``, ``integral``, ``exp-integral``.
 - ``mnist``: 784-200-10 LIF with an ``li`` read-out, ``exp-integral`` loss,
@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from eventax_dsl.train import train  # noqa: E402
 from eventax_dsl.train.config import (  # noqa: E402
     LR_SCHEDULES,
+    MAX_SILENT_PUSH,
     REVIVE,
     REVIVE_LOSSES,
     SAMPLE_CLIP,
@@ -102,7 +103,9 @@ def configurations(args) -> list[dict]:
                 run[key] = getattr(args, key)
         if run["loss"] == "ttfs":  # the TTFS-only remedies (docs/training.md)
             run["sample_clip"] = args.sample_clip
-            run["silent_push"] = args.silent_push
+            run["silent_push"] = SILENT_PUSH if args.silent_push is None else args.silent_push
+        if run["loss"] == "max":  # its silent-target term (docs/training.md)
+            run["silent_push"] = MAX_SILENT_PUSH if args.silent_push is None else args.silent_push
         run["revive"] = (args.revive if args.revive is not None  # else eventax-train's default
                          else REVIVE if run["loss"] in REVIVE_LOSSES else 0.0)
         if args.hidden is not None:
@@ -174,9 +177,10 @@ def main(argv=None) -> int:
     p.add_argument("--sample-clip", type=float, default=SAMPLE_CLIP,
                    help="ttfs runs: per-sample gradient clip (eventax-train --sample-clip; "
                         f"default {SAMPLE_CLIP:g}, 0: off)")
-    p.add_argument("--silent-push", type=float, default=SILENT_PUSH,
-                   help="ttfs runs: silent-target term weight (eventax-train --silent-push; "
-                        f"default {SILENT_PUSH:g}, 0: off)")
+    p.add_argument("--silent-push", type=float, default=None,
+                   help="ttfs and max runs: silent-target term weight (eventax-train "
+                        f"--silent-push; default {SILENT_PUSH:g} for ttfs, {MAX_SILENT_PUSH:g} "
+                        "for max, 0: off)")
     p.add_argument("--revive", type=float, default=None,
                    help="dead-hidden-neuron term weight for every run (eventax-train --revive; "
                         f"default: its default, {REVIVE:g} for {' and '.join(REVIVE_LOSSES)}, "

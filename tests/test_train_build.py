@@ -19,7 +19,14 @@ from eventax_dsl.train.build import (
 )
 from eventax_dsl.train.engine import apply_floors, make_optimizer
 from eventax_dsl.sim import BudgetExhausted, SimulationError, trainable
-from eventax_dsl.train.config import COSINE_FINAL, MODEL_DIR, REVIVE, SAMPLE_CLIP, SILENT_PUSH
+from eventax_dsl.train.config import (
+    COSINE_FINAL,
+    MAX_SILENT_PUSH,
+    MODEL_DIR,
+    REVIVE,
+    SAMPLE_CLIP,
+    SILENT_PUSH,
+)
 
 
 def test_resolve_model_names_paths_and_errors(tmp_path):
@@ -45,7 +52,8 @@ def test_config_defaults_validation_and_json_roundtrip():
     assert ttfs.silent_push == SILENT_PUSH > 0 and cfg.silent_push == 0.0
     assert ttfs.sample_clip == SAMPLE_CLIP > 0 and cfg.sample_clip == 0.0
     assert ttfs.revive == REVIVE > 0 and cfg.revive == 0.0
-    assert TrainConfig(task="yinyang", loss="max").resolved().revive == REVIVE
+    max_ = TrainConfig(task="yinyang", loss="max").resolved()
+    assert max_.revive == REVIVE and max_.silent_push == MAX_SILENT_PUSH > 0
     older = ttfs.to_json()
     del older["revive"]  # a checkpoint from before the dead-neuron term resumes without it
     assert TrainConfig.from_json(older).resolved().revive == 0.0

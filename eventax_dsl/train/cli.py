@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--silent-push", type=float, default=S,
                    help="ttfs and max: weight of the term that raises a target output "
                         "that never spiked (ttfs; default 10) or whose voltage never rose "
-                        "above its value at the window start (max; default 0) "
+                        "above its value at the window start (max; default 1) "
                         "(0: off; docs/training.md)")
     g.add_argument("--revive", type=float, default=S,
                    help="weight of the term that raises hidden neurons that spiked in none "
