@@ -63,7 +63,9 @@ from eventax_dsl.train.config import (  # noqa: E402
     REVIVE_LOSSES,
     SAMPLE_CLIP,
     SILENT_PUSH,
+    remedy_defaults,
 )
+from eventax_dsl.train.readout import PUSH_LOSSES  # noqa: E402
 
 #: model label -> (library model, amos)
 MODELS = {
@@ -101,13 +103,14 @@ def configurations(args) -> list[dict]:
         for key in ("batch_size", "lr"):
             if getattr(args, key) is not None:
                 run[key] = getattr(args, key)
-        if run["loss"] == "ttfs":  # the TTFS-only remedies (docs/training.md)
+        # the training remedies (docs/training.md): eventax-train's defaults unless given
+        defaults = remedy_defaults(run["loss"])
+        if run["loss"] == "ttfs":
             run["sample_clip"] = args.sample_clip
-            run["silent_push"] = SILENT_PUSH if args.silent_push is None else args.silent_push
-        if run["loss"] == "max":  # its silent-target term (docs/training.md)
-            run["silent_push"] = MAX_SILENT_PUSH if args.silent_push is None else args.silent_push
-        run["revive"] = (args.revive if args.revive is not None  # else eventax-train's default
-                         else REVIVE if run["loss"] in REVIVE_LOSSES else 0.0)
+        if run["loss"] in PUSH_LOSSES:
+            given = args.silent_push
+            run["silent_push"] = defaults["silent_push"] if given is None else given
+        run["revive"] = defaults["revive"] if args.revive is None else args.revive
         if args.hidden is not None:
             run["hidden"] = tuple(args.hidden)
         if args.lr_schedule != "constant":

@@ -16,11 +16,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .readout import LOSSES
+from .readout import LOSSES, PUSH_LOSSES
 
-__all__ = ["COSINE_FINAL", "LR_SCHEDULES", "MODEL_DIR", "MAX_SILENT_PUSH", "REVIVE", "REVIVE_LOSSES", "SAMPLE_CLIP",
-           "SILENT_PUSH", "TASKS",
-           "TASK_DEFAULTS", "TrainConfig", "VOLTAGE_DEFAULTS", "load_model", "resolve_model"]
+__all__ = [
+    "COSINE_FINAL", "LR_SCHEDULES", "MAX_SILENT_PUSH", "MODEL_DIR", "REVIVE", "REVIVE_LOSSES",
+    "SAMPLE_CLIP", "SILENT_PUSH", "TASKS", "TASK_DEFAULTS", "TrainConfig", "VOLTAGE_DEFAULTS",
+    "load_model", "remedy_defaults", "resolve_model",
+]
 
 #: The model library shipped with the repository.
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -44,6 +46,17 @@ MAX_SILENT_PUSH = 1.0
 #: 0-2). With the integral losses it made no measurable difference (off by default there).
 REVIVE = 1.0
 REVIVE_LOSSES = ("ttfs", "max")
+
+
+def remedy_defaults(loss: str) -> dict[str, float]:
+    """``eventax-train``'s default weights of the training remedies for ``loss`` (0: off):
+    ``sample_clip`` (``SAMPLE_CLIP`` for ``ttfs``), ``silent_push`` (``SILENT_PUSH`` for
+    ``ttfs``, ``MAX_SILENT_PUSH`` for ``max``) and ``revive`` (``REVIVE`` for ``REVIVE_LOSSES``)."""
+    return {
+        "sample_clip": SAMPLE_CLIP if loss == "ttfs" else 0.0,
+        "silent_push": {"ttfs": SILENT_PUSH, "max": MAX_SILENT_PUSH}.get(loss, 0.0),
+        "revive": REVIVE if loss in REVIVE_LOSSES else 0.0,
+    }
 
 #: Learning-rate schedules: ``constant``, or ``cosine`` decay from ``lr`` to
 #: ``COSINE_FINAL * lr`` over ``decay_epochs`` (then constant at that value).
@@ -206,12 +219,9 @@ class TrainConfig:
         cfg.hidden = tuple(int(h) for h in cfg.hidden)
         if cfg.loss not in LOSSES:
             raise ValueError(f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
-        if cfg.silent_push is None:
-            cfg.silent_push = {"ttfs": SILENT_PUSH, "max": MAX_SILENT_PUSH}.get(cfg.loss, 0.0)
-        if cfg.sample_clip is None:
-            cfg.sample_clip = SAMPLE_CLIP if cfg.loss == "ttfs" else 0.0
-        if cfg.revive is None:
-            cfg.revive = REVIVE if cfg.loss in REVIVE_LOSSES else 0.0
+        for name, value in remedy_defaults(cfg.loss).items():
+            if getattr(cfg, name) is None:
+                setattr(cfg, name, value)
         voltage = {} if cfg.loss == "ttfs" else VOLTAGE_DEFAULTS.get(cfg.task, {})
         if cfg.logit_scale is None:
             cfg.logit_scale = voltage.get("logit_scale", 1.0)
@@ -252,7 +262,7 @@ class TrainConfig:
         for name, ok in checks:
             if not ok:
                 raise ValueError(f"invalid {name}: {getattr(cfg, name)!r}")
-        if cfg.silent_push and cfg.loss not in ("ttfs", "max"):
+        if cfg.silent_push and cfg.loss not in PUSH_LOSSES:
             raise ValueError(f"silent_push applies to the ttfs and max losses only, not "
                              f"{cfg.loss}: the integrals have a gradient for every output")
         if cfg.logit_scale != 1.0 and cfg.loss == "ttfs":

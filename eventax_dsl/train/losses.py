@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
+    "at_label",
     "cross_entropy",
     "finite_times",
     "flat_max_sag",
@@ -62,6 +63,13 @@ def finite_times(t_first, t_max):
     return jnp.where(jnp.isfinite(t_first), t_first, jnp.asarray(t_max, t_first.dtype))
 
 
+def at_label(values, labels):
+    """Each sample's entry at its label: ``values[..., labels]`` for ``values`` of shape
+    ``(..., n_classes)`` and integer ``labels`` of shape ``(...)``."""
+    labels = jnp.asarray(labels)
+    return jnp.take_along_axis(jnp.asarray(values), labels[..., None], axis=-1)[..., 0]
+
+
 def cross_entropy(logits, labels, *, smoothing: float = 0.0, reduce: bool = True):
     """Softmax cross-entropy ``-log softmax(logits)[label]``, optionally label-smoothed.
 
@@ -81,7 +89,7 @@ def cross_entropy(logits, labels, *, smoothing: float = 0.0, reduce: bool = True
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
     logp = jax.nn.log_softmax(logits, axis=-1)
-    per = -jnp.take_along_axis(logp, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
+    per = -at_label(logp, labels)
     if smoothing:
         per = (1.0 - smoothing) * per - smoothing * jnp.mean(logp, axis=-1)
     return jnp.mean(per) if reduce else per
@@ -155,15 +163,14 @@ def ttfs_loss(
     labels = jnp.asarray(labels)
     t = finite_times(t_first, t_max)
     ce = cross_entropy(-t / tau0, labels, smoothing=smoothing, reduce=False)
-    t_target = jnp.take_along_axis(t, labels[..., None], axis=-1)[..., 0]
+    t_target = at_label(t, labels)
     per = ce + alpha * jnp.expm1(t_target / tau1)
     if silent_push:
         if c_mean is None:
             raise ValueError("ttfs_loss: silent_push > 0 needs c_mean (the outputs' mean "
                              "spike condition)")
-        silent = ~jnp.isfinite(jnp.take_along_axis(jnp.asarray(t_first), labels[..., None],
-                                                   axis=-1)[..., 0])
-        c_target = jnp.take_along_axis(jnp.asarray(c_mean), labels[..., None], axis=-1)[..., 0]
+        silent = ~jnp.isfinite(at_label(t_first, labels))
+        c_target = at_label(c_mean, labels)
         push = -silent_push * c_target
         per = per + jnp.where(silent, push, jnp.zeros_like(push))
     return jnp.mean(per) if reduce else per

@@ -37,10 +37,13 @@ from ..sim import simulate
 from . import losses
 from .quadrature import SPIKE_CONDITION
 
-__all__ = ["LOSSES", "Readout"]
+__all__ = ["LOSSES", "PUSH_LOSSES", "Readout"]
 
 #: Loss names accepted by :class:`Readout` (and ``eventax-train --loss``).
 LOSSES = ("ttfs", "max", "integral", "exp-integral")
+#: Losses with a silent-target term (``silent_push``): an output that never spikes (TTFS)
+#: or never rises above its start (max) has no gradient; the integrals always have one.
+PUSH_LOSSES = ("ttfs", "max")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +98,7 @@ class Readout:
             raise ValueError(f"the max loss needs a grid of at least 2 points, got {self.grid}")
         if not self.silent_push >= 0:
             raise ValueError(f"silent_push must be >= 0, got {self.silent_push}")
-        if self.silent_push and self.kind not in ("ttfs", "max"):
+        if self.silent_push and self.kind not in PUSH_LOSSES:
             raise ValueError("silent_push applies to the ttfs and max losses only (the "
                              "integrals have a gradient for every output)")
         if not self.revive >= 0:
@@ -116,7 +119,7 @@ class Readout:
     @property
     def pushes(self) -> bool:
         """Whether the loss has the silent-target term (TTFS or max, ``silent_push > 0``)."""
-        return self.kind in ("ttfs", "max") and self.silent_push > 0
+        return self.kind in PUSH_LOSSES and self.silent_push > 0
 
     @property
     def revives(self) -> bool:
@@ -246,9 +249,7 @@ class Readout:
         per = losses.cross_entropy(z * self.logit_scale, labels,
                                    smoothing=self.label_smoothing, reduce=False)
         if self.pushes:  # the max loss's silent-target term (see voltage_scores)
-            sag = jnp.take_along_axis(scores[..., 1, :], jnp.asarray(labels)[..., None],
-                                      axis=-1)[..., 0]
-            per = per + self.silent_push * sag
+            per = per + self.silent_push * losses.at_label(scores[..., 1, :], labels)
         return jnp.mean(per) if reduce else per
 
     def predict(self, scores):
