@@ -12,7 +12,13 @@ validation epoch of
   of the hidden layer's first spike).
 
 Every finished run is appended to a JSON file (``--json``), so a long grid can be
-run piecewise and the table rebuilt with ``--table-only``.
+run piecewise and the table rebuilt with ``--table-only``. Runs made with
+``eventax-train`` itself join the table with ``--collect DIR ...``: each run directory's
+``checkpoint.json`` holds its configuration and per-epoch metrics, and a run's labels
+name every setting that differs from this script's configuration (batch, learning
+rate, read-out, subsets), so that unlike runs are never pooled into one median.
+An unfinished run (stopped or still going) counts with the epochs it has; the
+``epochs`` column gives the median number of epochs run.
 
 Configurations
 --------------
@@ -40,11 +46,14 @@ Examples::
         --revive 0
                                                      # the paper's plain TTFS loss
     python benchmarks/paper_table.py yinyang --lr-schedule cosine    # lr decays over --epochs
+    python benchmarks/paper_table.py --table-only --json none --collect runs/*/
+                                                     # the table of eventax-train run directories
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -63,6 +72,7 @@ from eventax_dsl.train.config import (  # noqa: E402
     REVIVE_LOSSES,
     SAMPLE_CLIP,
     SILENT_PUSH,
+    TrainConfig,
     remedy_defaults,
 )
 from eventax_dsl.train.readout import PUSH_LOSSES  # noqa: E402
@@ -74,6 +84,9 @@ MODELS = {
     "dendritic": ("dendritic", False),
 }
 LOSSES = ("ttfs", "max", "integral", "exp-integral")
+PAPER_BATCH = 256
+#: the hidden sizes and read-out of each task as configured here
+TASK_HIDDEN = {"yinyang": [50], "mnist": [200], "xor": [32]}
 COLUMNS = [("test acc", "test_acc_at_best", "{:.4f}"), ("max rate", "max_rate", "{:.2f}"),
            ("dead", "dead_neurons", "{:.0f}"), ("spikes", "spikes_per_sample", "{:.1f}"),
            ("TTFS ms", "first_spike_ms", "{:.2f}")]
@@ -90,15 +103,17 @@ def configurations(args) -> list[dict]:
                 model, amos = MODELS[label]
                 for loss in args.losses:
                     runs.append(dict(task="yinyang", label=label, model=model, amos=amos, loss=loss,
-                                     hidden=(50,), batch_size=256, lr=5e-3 if loss == "ttfs" else 1e-3,
+                                     hidden=(50,), batch_size=PAPER_BATCH,
+                                     lr=paper_lr("yinyang", loss),
                                      clip=1.0, seed=seed, **common))
         elif args.task == "mnist":
             runs.append(dict(task="mnist", label="lif", model="lif", loss="exp-integral",
-                             hidden=(200,), batch_size=256, lr=1e-3, clip=1.0, seed=seed,
+                             hidden=(200,), batch_size=PAPER_BATCH, lr=1e-3, clip=1.0, seed=seed,
                              data_dir=args.data_dir, **common))
         else:
             runs.append(dict(task="xor", label="egru", model="egru", loss="exp-integral",
-                             hidden=(32,), batch_size=256, lr=1e-3, clip=1.0, seed=seed, **common))
+                             hidden=(32,), batch_size=PAPER_BATCH, lr=1e-3, clip=1.0, seed=seed,
+                             **common))
     for run in runs:  # command-line overrides of the configuration
         for key in ("batch_size", "lr"):
             if getattr(args, key) is not None:
@@ -118,29 +133,75 @@ def configurations(args) -> list[dict]:
     return runs
 
 
-def variant(run: dict) -> str:
-    """The loss label of the table: the loss, plus the TTFS remedies that were on."""
-    parts = [run["loss"]]
-    if run.get("sample_clip"):
-        parts.append(f"clip{run['sample_clip']:g}")
-    if run.get("silent_push"):
-        parts.append(f"push{run['silent_push']:g}")
-    if run.get("revive"):
-        parts.append(f"revive{run['revive']:g}")
-    if run.get("lr_schedule"):
-        parts.append(run["lr_schedule"])
-    return "+".join(parts)
+def paper_lr(task: str, loss: str) -> float:
+    """This script's learning rate for ``task`` and ``loss``."""
+    return 5e-3 if task == "yinyang" and loss == "ttfs" else 1e-3
+
+
+#: settings no label shows: bookkeeping, or shown otherwise (columns, the model label,
+#: the remedies of the loss label)
+UNLABELLED = {"task", "model", "readout_model", "amos", "hidden", "loss", "seed", "epochs",
+              "train_size", "val_size", "test_size", "out", "progress", "plots",
+              "plot_points", "eval_batch_size", "checkpoint_every", "data_dir", "devices",
+              "sample_clip", "silent_push", "revive", "lr_schedule", "decay_epochs"}
+SHORT = {"batch_size": "b", "weight_decay": "wd", "label_smoothing": "smooth",
+         "logit_scale": "scale", "max_spikes_per_neuron": "maxspikes"}
+
+
+def labels(cfg: TrainConfig) -> tuple[str, str]:
+    """``(model label, loss label)`` of a run's configuration.
+
+    The model label is the ``MODELS`` name (else the ``.neuron`` file's stem), plus the
+    read-out, the hidden sizes and the data subsets where they are not this script's.
+    The loss label is the loss, the training remedies that were on, the learning-rate
+    schedule, and every other setting that differs from this script's configuration
+    for the task and loss (``b32``: batch 32, ``lr0.005``, ``scale10``, ...), so that
+    runs pooled into one median differ in nothing but their seeds.
+    """
+    cfg = cfg.resolved()
+    stem = Path(str(cfg.model)).stem
+    label = next((k for k, (m, amos) in MODELS.items() if m == stem and amos == cfg.amos),
+                 stem + ("-amos" if cfg.amos else ""))
+    if cfg.readout_model != (cfg.model if cfg.loss == "ttfs" else "li"):
+        label += "->" + Path(str(cfg.readout_model)).stem
+    if list(cfg.hidden) != TASK_HIDDEN[cfg.task]:
+        label += "-" + "-".join(map(str, cfg.hidden))
+    sizes = [f"{k[0]}{getattr(cfg, k + '_size')}" for k in ("train", "val", "test")
+             if getattr(cfg, k + "_size")]
+    if sizes:
+        label += "[" + ",".join(sizes) + "]"
+
+    parts = [cfg.loss]
+    for name, tag in (("sample_clip", "clip"), ("silent_push", "push"), ("revive", "revive")):
+        if getattr(cfg, name):
+            parts.append(f"{tag}{getattr(cfg, name):g}")
+    if cfg.lr_schedule != "constant":
+        parts.append(cfg.lr_schedule)
+        if cfg.decay_epochs != cfg.epochs:
+            parts.append(f"decay{cfg.decay_epochs}")
+    reference = TrainConfig(task=cfg.task, model=cfg.model, loss=cfg.loss, epochs=cfg.epochs,
+                            batch_size=PAPER_BATCH, lr=paper_lr(cfg.task, cfg.loss)).resolved()
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if f.name in UNLABELLED or value == getattr(reference, f.name):
+            continue
+        tag = SHORT.get(f.name, f.name)
+        if isinstance(value, bool):
+            parts.append(tag if value else f"no-{tag}")
+        else:
+            parts.append(f"{tag}{value:g}" if isinstance(value, (int, float)) else f"{tag}{value}")
+    return label, "+".join(parts)
 
 
 def run_one(run: dict, out_root: Path) -> dict:
     options = {k: v for k, v in run.items() if k not in ("task", "label")}
-    name = f"{run['task']}-{run['label']}-{variant(run)}-seed{run['seed']}"
-    options["out"] = str(out_root / name)
+    model, loss = labels(TrainConfig(task=run["task"], **options))
+    options["out"] = str(out_root / f"{run['task']}-{model}-{loss}-seed{run['seed']}")
     start = time.perf_counter()
     result = train(run["task"], **options)
     best_row = next(r for r in result.history if r["epoch"] == result.best["epoch"])
     return {
-        "task": run["task"], "model": run["label"], "loss": variant(run), "seed": run["seed"],
+        "task": run["task"], "model": model, "loss": loss, "seed": run["seed"],
         "epochs": len(result.history), "best": result.best, "metrics_at_best": best_row,
         "final": result.history[-1], "wall_s": time.perf_counter() - start,
         "out": options["out"], "config": {k: (list(v) if isinstance(v, tuple) else v)
@@ -148,24 +209,55 @@ def run_one(run: dict, out_root: Path) -> dict:
     }
 
 
+def collect(run_dir: Path) -> dict:
+    """The table record of one ``eventax-train`` run directory (its ``checkpoint.json``):
+    the metrics of its best-validation epoch so far."""
+    path = Path(run_dir) / "checkpoint.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no checkpoint.json (not an eventax-train run "
+                                "directory, or the run has not finished an epoch)")
+    meta = json.loads(path.read_text())
+    history, best = meta["history"], meta["best"]
+    if not history or best is None:
+        raise ValueError(f"{path}: no finished epoch")
+    cfg = TrainConfig.from_json(meta["config"])
+    model, loss = labels(cfg)
+    return {
+        "task": cfg.task, "model": model, "loss": loss, "seed": cfg.seed,
+        "epochs": len(history), "best": best,
+        "metrics_at_best": next(r for r in history if r["epoch"] == best["epoch"]),
+        "final": history[-1], "wall_s": sum(r.get("epoch_s", 0.0) for r in history),
+        "out": str(run_dir), "config": meta["config"],
+    }
+
+
 def table(records: list[dict]) -> str:
+    """One row per (task, model, loss label): the seeds, the median number of epochs
+    run and the median of each of ``COLUMNS`` at the runs' best-validation epochs."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["task"], r["model"], r["loss"]), []).append(r)
-    head = f"{'task':8} {'model':16} {'loss':30} {'seeds':>5} " + " ".join(
-        f"{c[0]:>9}" for c in COLUMNS)
-    lines = [head, "-" * len(head)]
+    rows = [["task", "model", "loss", "seeds", "epochs", *(c[0] for c in COLUMNS)]]
     for (task, model, loss), rs in sorted(groups.items()):
-        cells = []
+        cells = [task, model, loss, ",".join(str(r["seed"]) for r in sorted(rs, key=_seed)),
+                 f"{statistics.median(r['epochs'] for r in rs):g}"]
         for _, key, fmt in COLUMNS:
             vals = [r["metrics_at_best"].get(key) for r in rs]
             vals = [v for v in vals if v is not None]
-            cells.append(f"{fmt.format(statistics.median(vals)) if vals else '-':>9}")
-        lines.append(f"{task:8} {model:16} {loss:30} {len(rs):>5} " + " ".join(cells))
+            cells.append(fmt.format(statistics.median(vals)) if vals else "-")
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(row, widths))).rstrip() for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def _seed(record: dict) -> int:
+    return record["seed"]
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("task", nargs="?", choices=("yinyang", "mnist", "xor"), default="yinyang")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -197,10 +289,21 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--no-plots", dest="plots", action="store_false")
     p.add_argument("--table-only", action="store_true", help="print the table of --json and exit")
-    args = p.parse_args(argv)
+    p.add_argument("--collect", nargs="+", default=[], metavar="DIR",
+                   help="also tabulate these eventax-train run directories (not written to --json)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
 
     path = Path(args.json)
     records = json.loads(path.read_text()) if path.is_file() else []
+    try:
+        collected = [collect(Path(d)) for d in args.collect]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        print(f"paper_table: error: {err}", file=sys.stderr)
+        return 2
     if not args.table_only:
         runs = configurations(args)
         print(f"{len(runs)} run(s); appending to {path}", file=sys.stderr)
@@ -210,7 +313,7 @@ def main(argv=None) -> int:
             records.append(run_one(run, Path(args.out_root)))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(_finite(records), indent=1, default=str))
-    print(table(records))
+    print(table(records + collected))
     return 0
 
 
