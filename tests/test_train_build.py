@@ -200,8 +200,14 @@ def test_calibration_finds_gains_in_band_and_silences_downstream():
         counts[:, 20:] = (g1 > 0.3) * (g0 > 0) * np.ceil(10 * g1)  # tonic above g1 ~ 0.4
         return counts
 
-    out, gains = calibrate(net, activity)
+    log = []
+    out, gains = calibrate(net, activity, log=log.append)
     assert seen[0] == (1.0, 0.0)  # outputs silenced while the hidden layer is calibrated
+    # one progress line per trial (slow models take minutes each), then the choice
+    trials = [m for m in log if " trial gain " in m]
+    assert len(trials) == len(seen) and len(log) == len(seen) + 2
+    assert trials[0].startswith("calibration: population 0 (LIF) trial gain 1: active fraction 0.25,")
+    assert log[-1].startswith(f"calibration: population 1 (LIF) gain {gains[1]:.3g}, ")
     assert HIDDEN_BAND[0] <= min(1.0, gains[0] / 4) <= HIDDEN_BAND[1]
     g1 = gains[1]
     assert g1 > 0.3 and np.ceil(10 * g1) <= RATE_CAP  # active, and not tonic
@@ -215,8 +221,10 @@ def test_calibration_gives_a_clear_error_when_every_gain_fails():
     def failing(trial):
         raise BudgetExhausted("eventax_dsl.sim: more than max_spikes=1 spikes occurred", 2)
 
+    log = []
     with pytest.raises(ValueError, match="fails to simulate even with tiny input weights"):
-        calibrate(net, failing)
+        calibrate(net, failing, log=log.append)
+    assert len(log) == 8 + 12 and all("event budget exhausted (too active)" in m for m in log)
 
     # only an exhausted budget is taken as "too strong": another simulation failure
     # (a NaN) and anything else propagate

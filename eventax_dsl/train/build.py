@@ -44,6 +44,7 @@ default (a projected gradient step).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import equinox as eqx
@@ -141,13 +142,22 @@ def calibrate(net: Network, activity: Callable[[Network], np.ndarray], *, max_ev
         band = OUTPUT_BAND if p == net.output else HIDDEN_BAND
         lo_idx, hi_idx = offsets[p], offsets[p] + net.populations[p].n
 
+        name = type(net.populations[p]).NAME
+
         def measure(g):
             trial = gains[:p] + [g] + [0.0] * (npop - p - 1)
+            start = time.perf_counter()
             try:
                 counts = np.asarray(activity(apply_gains(net, trial)))[:, lo_idx:hi_idx]
+                f, rate = float(np.mean(counts > 0)), float(np.mean(counts))
+                what = f"active fraction {f:.2f}, {rate:.2f} spikes per neuron and sample"
             except BudgetExhausted:  # more spikes than the simulation is sized for
-                return np.inf, np.inf
-            return float(np.mean(counts > 0)), float(np.mean(counts))
+                f, rate = np.inf, np.inf
+                what = "spike buffer or event budget exhausted (too active)"
+            if log is not None:  # slow models take minutes per trial: show progress
+                log(f"calibration: population {p} ({name}) trial gain {g:.3g}: {what} "
+                    f"({time.perf_counter() - start:.1f} s)")
+            return f, rate
 
         def verdict(f, rate):  # -1 too weak, 0 fine, 1 too strong
             if f > band[1] or rate > RATE_CAP:
@@ -175,12 +185,12 @@ def calibrate(net: Network, activity: Callable[[Network], np.ndarray], *, max_ev
             f, rate = measure(g)
         if not np.isfinite(f):
             raise ValueError(
-                f"calibration: population {p} ({type(net.populations[p]).NAME}) fails to simulate "
+                f"calibration: population {p} ({name}) fails to simulate "
                 "even with tiny input weights (spike buffer or event budget exhausted?); raise "
                 "max_spikes_per_neuron or set init_gain to a number")
         gains[p] = float(g)
         if log is not None:
-            log(f"calibration: population {p} ({type(net.populations[p]).NAME}) gain {g:.3g}, "
+            log(f"calibration: population {p} ({name}) gain {g:.3g}, "
                 f"active fraction {f:.2f} (target {band[0]}-{band[1]}), "
                 f"{rate:.2f} spikes per neuron and sample (at most {RATE_CAP})")
     return apply_gains(net, gains), gains
