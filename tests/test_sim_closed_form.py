@@ -1,4 +1,5 @@
-"""Simulator against closed-form solutions (float64, exactness measured)."""
+"""Simulator against closed-form solutions (float64, exactness measured), and the solver's
+first step between events."""
 
 import jax
 
@@ -8,9 +9,11 @@ import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from models_handwritten import LIF, QIF  # noqa: E402
 
-from eventax_dsl.sim import FeedForward  # noqa: E402
+from eventax_dsl.sim import FeedForward, simulate  # noqa: E402
+from eventax_dsl.sim.loop import MIN_FIRST_STEP, _next_first_step  # noqa: E402
 
 TAU_M, TAU_S = 10.0, 5.0
 
@@ -43,9 +46,11 @@ def test_lif_bias_first_spike_and_derivative():
         assert abs(float(grad) - exact_grad) / abs(exact_grad) <= 1e-6
 
 
-def test_lif_regular_firing_period():
+@pytest.mark.parametrize("carry_step", [True, False])
+def test_lif_regular_firing_period(carry_step):
     net = _with_bias(_single(LIF, tau_mem=TAU_M), 2.0)
-    times, ids, count = jax.jit(lambda n: n.spikes(jnp.array([jnp.inf]), 50.0))(net)
+    times, ids, count = jax.jit(
+        lambda n: n.spikes(jnp.array([jnp.inf]), 50.0, carry_step=carry_step))(net)
     period = TAU_M * np.log(2.0)
     n = int(count)
     assert n == int(50.0 // period)
@@ -64,16 +69,51 @@ def test_lif_psp_trajectory():
     np.testing.assert_allclose(np.asarray(v), exact, rtol=1e-6, atol=1e-9)
 
 
-def test_qif_period():
+@pytest.mark.parametrize("carry_step", [True, False])
+def test_qif_period(carry_step):
     # Constant drive I > 0: inter-spike interval pi * tau / sqrt(I); from phi0 = 0 the
     # first spike is after one full period.
     current = 2.0
     net = _single(QIF, tau_mem=TAU_M, bias=current, phi0=0.0)
-    times, _, count = jax.jit(lambda n: n.spikes(jnp.array([jnp.inf]), 100.0))(net)
+    times, _, count = jax.jit(
+        lambda n: n.spikes(jnp.array([jnp.inf]), 100.0, carry_step=carry_step))(net)
     period = np.pi * TAU_M / np.sqrt(current)
     n = int(count)
     assert n == int(100.0 // period)
     np.testing.assert_allclose(np.asarray(times[:n]), period * np.arange(1, n + 1), rtol=1e-7)
+
+
+def test_carried_first_step_saves_solver_steps_between_many_events():
+    """A QIF neuron under 46 input spikes (no closed form: against a run at
+    rtol = atol = 1e-12). Starting each solve with the previous solve's mean step
+    (``carry_step``, the default) instead of Diffrax's initial-step heuristic takes
+    fewer solver steps, at the same accuracy."""
+    net = _single(QIF, tau_mem=TAU_M, bias=0.5, phi0=0.0)
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.full((1, 1), 0.3))
+    x = jnp.arange(1.0, 60.0, 1.3)[None, :]
+    ref = simulate(net, x, 60.0, rtol=1e-12, atol=1e-12, root_tol=1e-13)
+    assert int(ref.n_spikes) == 2
+    steps = {}
+    for carry in (True, False):
+        res = jax.jit(lambda n, carry=carry: simulate(n, x, 60.0, carry_step=carry))(net)
+        assert int(res.n_spikes) == 2 and int(res.n_events) == int(ref.n_events)
+        np.testing.assert_allclose(np.asarray(res.spike_times[:2]),
+                                   np.asarray(ref.spike_times[:2]), rtol=1e-7)
+        steps[carry] = int(res.n_steps)
+    assert 0 < steps[True] < 0.8 * steps[False]
+
+
+def test_carried_first_step_rules():
+    stats = lambda acc, rej: {"num_accepted_steps": jnp.asarray(acc),  # noqa: E731
+                              "num_rejected_steps": jnp.asarray(rej)}
+    f = lambda dt0, span, acc, rej: float(_next_first_step(  # noqa: E731
+        jnp.asarray(dt0), jnp.asarray(span), stats(acc, rej)))
+    assert f(0.3, 2.0, 4, 0) == pytest.approx(0.5)     # several steps: their mean
+    assert f(0.3, 0.1, 1, 0) == pytest.approx(0.3)     # interval shorter than a step: keep
+    assert f(0.3, 0.5, 1, 0) == pytest.approx(0.5)     # one step, longer than the last
+    assert f(0.3, 0.05, 1, 2) == pytest.approx(0.05)   # first try rejected: what worked
+    assert f(0.3, 0.0, 0, 0) == pytest.approx(0.3)     # zero-length interval
+    assert f(1e-9, 0.0, 0, 0) == pytest.approx(MIN_FIRST_STEP)
 
 
 def test_large_groups_of_simultaneous_inputs_sum_exactly():

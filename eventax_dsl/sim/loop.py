@@ -8,7 +8,8 @@ One loop iteration handles one *event*:
    condition jump past zero, or it crossed within the root finder's tolerance
    of another spike), the next event is *now*.
 2. Integrate the whole network with :func:`diffrax.diffeqsolve` up to that
-   time, with a :class:`diffrax.Event` on ``max_j c_j`` (see
+   time (its first step: the mean step of the previous solve,
+   ``options.carry_step``), with a :class:`diffrax.Event` on ``max_j c_j`` (see
    :mod:`eventax_dsl.sim.dynamics`) that stops early at the first upward zero
    crossing, located by a safeguarded Newton method
    (:class:`~eventax_dsl.sim.rootfind.SafeNewton`) on the solver's dense
@@ -116,6 +117,11 @@ SPIKE_BUFFER = 2
 SOLVER = 3
 NAN_BASE = 4  # NAN_BASE + k: state variable k (see dynamics.state_variable_names)
 
+#: ``options.carry_step``: the first step (ms) of the first solve, and the shortest
+#: first step ever carried over (the controller shortens or lengthens it from there).
+FIRST_STEP = 1e-2
+MIN_FIRST_STEP = 1e-6
+
 #: Input spikes gathered per loop iteration (a larger group of simultaneous input
 #: spikes takes several zero-length iterations; see the body of :func:`simulate`).
 INPUT_CHUNK = 16
@@ -135,6 +141,8 @@ class SimResult(eqx.Module):
     - ``observed``: ``{observable: (len(obs_times), n_out, ...)}`` for the
       output population, or ``None``.
     - ``n_events``: loop iterations used.
+    - ``n_steps``: ODE solver steps taken between the events, accepted and
+      rejected (0 for a network solved entirely in closed form): where the time goes.
     - ``status``: ``OK`` (0), or the code of the failure (module docs); only a
       simulation run with ``check=False`` returns a failure, the default raises it.
     - ``messages``: the message of each status code (static), for :func:`status_error`.
@@ -148,6 +156,7 @@ class SimResult(eqx.Module):
     spike_ids: jax.Array
     observed: dict | None
     n_events: jax.Array
+    n_steps: jax.Array
     status: jax.Array
     messages: tuple[str, ...] = eqx.field(static=True)
 
@@ -203,6 +212,8 @@ class _Carry(eqx.Module):
     done: jax.Array
     status: jax.Array
     n_events: jax.Array
+    n_steps: jax.Array
+    dt_carry: jax.Array
 
 
 # ------------------------------------------------------------------- budget
@@ -313,13 +324,16 @@ def _attach_spike_gradient(populations, t_hit, y_hit, refractory, watch, hit):
     return t_hit + dt, y
 
 
-def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, dtype):
+def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, dtype,
+               dt_carry=None):
     """Solve from ``t0`` towards ``t1``, stopping at the first watched crossing.
 
-    Returns ``(t, y, hit, ok)``: the stop time, the state there, whether a
-    crossing (a spike or a re-arming) stopped the solve, and whether the solver succeeded. At a spike, ``t`` and
-    ``y`` carry the implicit-function-theorem derivatives
-    (:func:`_attach_spike_gradient`).
+    Returns ``(t, y, hit, ok, dt_carry, steps)``: the stop time, the state there,
+    whether a crossing (a spike or a re-arming) stopped the solve, whether the
+    solver succeeded, the first step for the next solve (``options.carry_step``;
+    the given ``dt_carry`` is this solve's first step, ``None``: Diffrax chooses)
+    and the number of solver steps taken. At a spike, ``t`` and ``y`` carry the
+    implicit-function-theorem derivatives (:func:`_attach_spike_gradient`).
     """
     populations = net.populations
     spiking = any(type(p).SPIKING for p in populations)
@@ -330,7 +344,7 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
     closed = exact.integrate_closed_form(populations, y, t0, t1, refractory, watch, options, dtype,
                                          attach_gradient=_attach_spike_gradient)
     if closed is not None:
-        return closed
+        return (*closed, dt_carry, jnp.zeros((), jnp.int32))
     solver, controller = exact.solver_and_controller(populations, options, dtype)
     event = (
         dfx.Event(_cond, options.get_root_finder(dtype), direction=True) if spiking else None
@@ -340,7 +354,7 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
         solver,
         t0,
         t1,
-        options.dt,
+        options.dt if dt_carry is None else dt_carry,
         y,
         args=(populations, refractory, watch),
         stepsize_controller=controller,
@@ -351,14 +365,33 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
     )
     y1 = jax.tree_util.tree_map(lambda x: x[-1], sol.ys)
     t1 = sol.ts[-1]
+    if dt_carry is not None:
+        dt_carry = _next_first_step(dt_carry, t1 - t0, sol.stats)
+    steps = jnp.asarray(sol.stats["num_steps"], jnp.int32)
     ok = (sol.result == dfx.RESULTS.successful) | (sol.result == dfx.RESULTS.event_occurred)
     if not spiking:
-        return t1, y1, jnp.asarray(False), ok
+        return t1, y1, jnp.asarray(False), ok, dt_carry, steps
     hit = jnp.asarray(sol.event_mask)
     t_spike, y_spike = _attach_spike_gradient(populations, t1, y1, refractory, watch, hit)
     t1 = jnp.where(hit, t_spike, t1)
     y1 = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y1)
-    return t1, y1, hit, ok
+    return t1, y1, hit, ok, dt_carry, steps
+
+
+def _next_first_step(dt0, span, stats):
+    """The first step of the next solve (``options.carry_step``), from this one's.
+
+    After several accepted steps, or a rejected first try, their mean length
+    (``span / accepted``: the last step may have been cut short by the end of the
+    interval or by a spike, so this errs short); after a single accepted step
+    that reached the end, the interval was shorter than a step, so ``dt0`` is
+    kept (or the span, if longer). Never below ``MIN_FIRST_STEP``; no gradient
+    (the step sizes are not differentiated, as in Diffrax).
+    """
+    n_acc, n_rej = stats["num_accepted_steps"], stats["num_rejected_steps"]
+    mean = span / jnp.maximum(n_acc, 1).astype(span.dtype)
+    nxt = jnp.where((n_acc >= 2) | (n_rej > 0), mean, jnp.maximum(dt0, span))
+    return jax.lax.stop_gradient(jnp.maximum(nxt, MIN_FIRST_STEP))
 
 
 # --------------------------------------------------------------------- loop
@@ -476,6 +509,9 @@ def simulate(
         done=jnp.asarray(False),
         status=jnp.asarray(OK, jnp.int32),
         n_events=jnp.zeros((), jnp.int32),
+        n_steps=jnp.zeros((), jnp.int32),
+        dt_carry=(jnp.asarray(FIRST_STEP, dtype) if opts.carry_step and opts.dt is None
+                  else None),
     )
 
     def body(c: _Carry) -> _Carry:
@@ -522,7 +558,8 @@ def simulate(
         t_stop = jnp.where(any_now, t, jnp.maximum(t_next, t))
 
         # ---- integrate to it, or to the first spike
-        t_hit, y1, hit, ok = _integrate(net, c.y, t, t_stop, refractory, watch, opts, dtype)
+        t_hit, y1, hit, ok, dt_carry, steps = _integrate(net, c.y, t, t_stop, refractory, watch,
+                                                         opts, dtype, c.dt_carry)
         hit = hit & ~any_now
         t1 = jnp.where(hit, t_hit, t_stop)
 
@@ -666,6 +703,8 @@ def simulate(
             done=done | (status != OK),
             status=status,
             n_events=c.n_events + 1,
+            n_steps=c.n_steps + steps,
+            dt_carry=dt_carry,
         )
 
     final = _run_loop(body, init, budget, opts.loop)
@@ -684,6 +723,7 @@ def simulate(
         spike_ids=final.spike_ids,
         observed=observed,
         n_events=final.n_events,
+        n_steps=final.n_steps,
         status=status.astype(jnp.int32),
         messages=tuple(messages),
     )
