@@ -360,6 +360,7 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
         stepsize_controller=controller,
         event=event,
         max_steps=options.max_solver_steps,
+        adjoint=options.get_adjoint(),
         throw=False,
         saveat=dfx.SaveAt(t1=True),
     )

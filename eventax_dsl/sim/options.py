@@ -32,6 +32,8 @@ from .rootfind import SafeNewton
 
 #: Default number of spikes per spiking neuron the event budget allows for.
 DEFAULT_SPIKES_PER_NEURON = 10
+#: ``adjoint_checkpoints`` with adaptive steps (``SimOptions.get_adjoint``)
+ADAPTIVE_CHECKPOINTS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +71,13 @@ class SimOptions:
       the same either way (a first step that is too long is rejected and shortened).
       Measured on QIF 5-20-3 (float32, batch 256): 1.3x forward and forward+backward,
       with the same spike-time error (``benchmarks/carry_step.py``).
+    - ``adjoint_checkpoints``: checkpoints that the reverse pass of each solve
+      between two events keeps (:class:`diffrax.RecursiveCheckpointAdjoint`; more
+      checkpoints, less recomputation, but every solver step writes the state to a
+      buffer of that length, also in the forward pass). ``None`` (default): 8 with
+      adaptive steps, where a solve between two events takes a few steps; with a
+      fixed ``dt``, Diffrax's own choice sized from ``max_solver_steps`` (a solve
+      can take hundreds of steps). The gradients are the same either way.
     - ``root_tol``: tolerance (relative and absolute) on the spike time of the
       default root finder, :class:`~eventax_dsl.sim.rootfind.SafeNewton`.
     - ``root_finder``: any ``optimistix`` root finder instead (it receives the
@@ -118,6 +127,7 @@ class SimOptions:
     loop: Literal["checkpointed", "scan"] = "checkpointed"
     integrator: Literal["auto", "numeric"] = "auto"  # exact integration: see eventax_dsl.sim.exact
     carry_step: bool = True
+    adjoint_checkpoints: int | None = None
 
     def __post_init__(self):
         if self.loop not in ("checkpointed", "scan"):
@@ -128,6 +138,10 @@ class SimOptions:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.error_norm not in ("max", "rms"):
             raise ValueError(f"error_norm must be 'max' or 'rms', got {self.error_norm!r}")
+        if self.adjoint_checkpoints is not None and (
+                not isinstance(self.adjoint_checkpoints, int) or self.adjoint_checkpoints < 1):
+            raise ValueError(f"adjoint_checkpoints must be a positive int or None, got "
+                             f"{self.adjoint_checkpoints!r}")
         if self.dt is not None and not self.dt > 0:
             raise ValueError(f"dt must be positive, got {self.dt!r}")
 
@@ -145,6 +159,13 @@ class SimOptions:
         rtol = default if self.rtol is None else self.rtol
         atol = default if self.atol is None else self.atol
         return dfx.PIDController(rtol=rtol, atol=atol, dtmax=self.dtmax, norm=self.get_error_norm())
+
+    def get_adjoint(self) -> dfx.AbstractAdjoint:
+        """The adjoint of each solve between two events (see ``adjoint_checkpoints``)."""
+        n = self.adjoint_checkpoints
+        if n is None and self.dt is None:
+            n = ADAPTIVE_CHECKPOINTS
+        return dfx.RecursiveCheckpointAdjoint(checkpoints=n)
 
     def get_error_norm(self):
         """The controller's norm over the error estimate (a PyTree -> scalar function)."""
