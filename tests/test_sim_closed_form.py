@@ -1,5 +1,5 @@
-"""Simulator against closed-form solutions (float64, exactness measured), and the solver's
-first step between events."""
+"""Simulator against closed-form solutions (float64, exactness measured), and what the
+options of the solves between events (``carry_step``, ``adjoint_checkpoints``) change."""
 
 import jax
 
