@@ -72,6 +72,7 @@ from eventax_dsl.train.config import (  # noqa: E402
     REVIVE_LOSSES,
     SAMPLE_CLIP,
     SILENT_PUSH,
+    TASK_DEFAULTS,
     TrainConfig,
     remedy_defaults,
 )
@@ -85,8 +86,6 @@ MODELS = {
 }
 LOSSES = ("ttfs", "max", "integral", "exp-integral")
 PAPER_BATCH = 256
-#: the hidden sizes and read-out of each task as configured here
-TASK_HIDDEN = {"yinyang": [50], "mnist": [200], "xor": [32]}
 COLUMNS = [("test acc", "test_acc_at_best", "{:.4f}"), ("max rate", "max_rate", "{:.2f}"),
            ("dead", "dead_neurons", "{:.0f}"), ("spikes", "spikes_per_sample", "{:.1f}"),
            ("TTFS ms", "first_spike_ms", "{:.2f}")]
@@ -103,16 +102,19 @@ def configurations(args) -> list[dict]:
                 model, amos = MODELS[label]
                 for loss in args.losses:
                     runs.append(dict(task="yinyang", label=label, model=model, amos=amos, loss=loss,
-                                     hidden=(50,), batch_size=PAPER_BATCH,
+                                     hidden=TASK_DEFAULTS["yinyang"]["hidden"],
+                                     batch_size=PAPER_BATCH,
                                      lr=paper_lr("yinyang", loss),
                                      clip=1.0, seed=seed, **common))
         elif args.task == "mnist":
             runs.append(dict(task="mnist", label="lif", model="lif", loss="exp-integral",
-                             hidden=(200,), batch_size=PAPER_BATCH, lr=1e-3, clip=1.0, seed=seed,
+                             hidden=TASK_DEFAULTS["mnist"]["hidden"], batch_size=PAPER_BATCH,
+                             lr=1e-3, clip=1.0, seed=seed,
                              data_dir=args.data_dir, **common))
         else:
             runs.append(dict(task="xor", label="egru", model="egru", loss="exp-integral",
-                             hidden=(32,), batch_size=PAPER_BATCH, lr=1e-3, clip=1.0, seed=seed,
+                             hidden=TASK_DEFAULTS["xor"]["hidden"], batch_size=PAPER_BATCH,
+                             lr=1e-3, clip=1.0, seed=seed,
                              **common))
     for run in runs:  # command-line overrides of the configuration
         for key in ("batch_size", "lr"):
@@ -159,12 +161,16 @@ def labels(cfg: TrainConfig) -> tuple[str, str]:
     runs pooled into one median differ in nothing but their seeds.
     """
     cfg = cfg.resolved()
+    # this script's configuration of the task, model and loss (hidden sizes and read-out
+    # are the task's defaults)
+    reference = TrainConfig(task=cfg.task, model=cfg.model, loss=cfg.loss, epochs=cfg.epochs,
+                            batch_size=PAPER_BATCH, lr=paper_lr(cfg.task, cfg.loss)).resolved()
     stem = Path(str(cfg.model)).stem
     label = next((k for k, (m, amos) in MODELS.items() if m == stem and amos == cfg.amos),
                  stem + ("-amos" if cfg.amos else ""))
-    if cfg.readout_model != (cfg.model if cfg.loss == "ttfs" else "li"):
+    if cfg.readout_model != reference.readout_model:
         label += "->" + Path(str(cfg.readout_model)).stem
-    if list(cfg.hidden) != TASK_HIDDEN[cfg.task]:
+    if cfg.hidden != reference.hidden:
         label += "-" + "-".join(map(str, cfg.hidden))
     sizes = [f"{k[0]}{getattr(cfg, k + '_size')}" for k in ("train", "val", "test")
              if getattr(cfg, k + "_size")]
@@ -179,8 +185,6 @@ def labels(cfg: TrainConfig) -> tuple[str, str]:
         parts.append(cfg.lr_schedule)
         if cfg.decay_epochs != cfg.epochs:
             parts.append(f"decay{cfg.decay_epochs}")
-    reference = TrainConfig(task=cfg.task, model=cfg.model, loss=cfg.loss, epochs=cfg.epochs,
-                            batch_size=PAPER_BATCH, lr=paper_lr(cfg.task, cfg.loss)).resolved()
     for f in dataclasses.fields(TrainConfig):
         value = getattr(cfg, f.name)
         if f.name in UNLABELLED or value == getattr(reference, f.name):
