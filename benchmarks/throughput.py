@@ -2,7 +2,8 @@
 
     python benchmarks/throughput.py                 # the full table (~20-30 min on 2 cores)
     python benchmarks/throughput.py --quick         # QIF 5-20-3, batch 256, float32 only
-    python benchmarks/throughput.py --devices 2     # data parallel over 2 devices
+    python benchmarks/throughput.py --devices 2     # data parallel over 2 devices (threads)
+    python benchmarks/throughput.py --devices 2 --parallel gspmd   # ... one program spanning them
 
 Workload: Yin-Yang input (``datasets.yinyang`` encoded with
 ``datasets.encode_yinyang``: 5 channels, one spike each in [0, 30] ms),
@@ -126,9 +127,15 @@ def worker(spec: dict) -> list[dict]:
 
         fwd = jax.jit(forward)
         grad = jax.jit(jax.value_and_grad(loss))
-        if dp is not None:
+        if dp is not None and spec["parallel"] == "gspmd":
             params, xs, labels = dp.replicate(params), dp.shard(xs), dp.shard(labels)
-        row = dict(cfg, dtype="float64" if spec["x64"] else "float32", devices=spec["devices"])
+        elif dp is not None:  # one program per device, side by side (DataParallel.run)
+            copies, parts = dp.copies(params), dp.split((xs, labels))
+            one_fwd, one_grad = fwd, grad
+            fwd = lambda *_: dp.concat(dp.run(one_fwd, copies, [x for x, _ in parts]))  # noqa: E731
+            grad = lambda *_: dp.mean(dp.run(one_grad, copies, *zip(*parts)))  # noqa: E731
+        devices = spec["devices"] if dp is None else f"{spec['devices']} ({spec['parallel']})"
+        row = dict(cfg, dtype="float64" if spec["x64"] else "float32", devices=devices)
         if spec.get("reference_only"):
             t, _, _ = _median_time(fwd, params, xs, repeats=0)
             row["times"] = np.asarray(t).tolist()
@@ -180,6 +187,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="QIF 5-20-3, batch 256, float32")
     parser.add_argument("--devices", type=int, default=1, help="data-parallel devices")
+    parser.add_argument(
+        "--parallel", choices=["threads", "gspmd"], default="threads",
+        help="with --devices > 1: one program per device side by side (DataParallel.run, "
+             "the default) or one program spanning the devices (DataParallel.shard)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["qif", "lif"], choices=sorted(INIT))
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 256])
@@ -228,6 +239,7 @@ def main(argv=None) -> None:
             dict(
                 x64=dtype == "float64",
                 devices=args.devices,
+                parallel=args.parallel,
                 configs=configs,
                 repeats=args.repeats,
                 forward_only=args.forward_only,

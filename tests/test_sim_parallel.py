@@ -1,10 +1,15 @@
 """Data-parallel simulation across devices (``eventax_dsl.sim.parallel``).
 
 The device count of the CPU backend is fixed when JAX starts, so the
-multi-device check runs in a fresh interpreter with
-``XLA_FLAGS=--xla_force_host_platform_device_count=2``: outputs and gradients
-of a batch sharded over two devices must equal the single-device ones, and the
-outputs must really be split across both devices.
+multi-device checks run in a fresh interpreter with
+``XLA_FLAGS=--xla_force_host_platform_device_count=2``:
+
+- outputs and gradients of a batch over two devices, both as one program
+  spanning them (``shard``) and as one program per device (``run``), must equal
+  the single-device ones, and each device must really compute its share;
+- training with ``devices=2`` (one program per device, the batch's dead-neuron
+  mask and mean gradient combined between calls) must give the parameters and
+  evaluation of training on one device.
 """
 
 from __future__ import annotations
@@ -66,24 +71,85 @@ SCRIPT = textwrap.dedent(
         assert "not divisible" in str(e), e
     else:
         raise AssertionError("odd batch accepted")
+
+    # one program per device, side by side
+    parts = dp.split(xs)
+    assert [p.shape for p in parts] == [(3, 3), (3, 3)]
+    assert [list(p.devices()) for p in parts] == [[d] for d in jax.devices()]
+    outs = dp.run(grad, dp.copies(params), parts)
+    assert list(outs[1][0][1].devices()) == [jax.devices()[1]]
+    (l3, t3), g3 = dp.mean(outs)
+    np.testing.assert_allclose(float(l3), float(l1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(dp.concat([o[0][1] for o in outs])), np.asarray(t1),
+                               rtol=1e-12, atol=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g3)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(float(dp.sum([l3, l3])), 2 * float(l3))
+    for bad, match in ((lambda: dp.run(grad, dp.copies(params)[:1], parts), "1 entries for 2"),
+                       (lambda: dp.split(xs[:5]), "not divisible")):
+        try:
+            bad()
+        except ValueError as e:
+            assert match in str(e), e
+        else:
+            raise AssertionError(match)
     print("PARALLEL-OK")
     """
 )
 
 
-def test_two_devices_match_one():
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from eventax_dsl.train import TrainConfig
+    from eventax_dsl.train.trainer import Trainer
+
+    assert len(jax.devices()) == 2, jax.devices()
+    # TTFS defaults: per-sample gradient clipping and the dead-neuron term, whose
+    # mask is the whole batch's (a neuron silent on one device's share but not on
+    # the other's is not dead)
+    base = dict(task="yinyang", model="lif", hidden=(6,), batch_size=8, train_size=16,
+                val_size=8, test_size=8, eval_batch_size=8, epochs=1, x64=True, init_gain=1.0,
+                progress=False, plots=False)
+    runs = {}
+    for devices in (None, 2):
+        trainer = Trainer(TrainConfig(**base, devices=devices), log=None)
+        assert trainer.readout.revives and trainer.cfg.sample_clip
+        trainer.fit()
+        runs[devices] = trainer, trainer.evaluate("test")
+    (one, e1), (two, e2) = runs[None], runs[2]
+    moved = 0.0
+    for a, b, c in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(two.params),
+                       jax.tree_util.tree_leaves(Trainer(TrainConfig(**base), log=None).params)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)
+        moved = max(moved, float(np.max(np.abs(np.asarray(a) - np.asarray(c)))))
+    assert moved > 1e-4, moved  # the steps did change the parameters
+    for key in ("loss", "acc", "spikes_per_sample", "dead_neurons"):
+        np.testing.assert_allclose(e2[key], e1[key], rtol=1e-10)
+    h1, h2 = one.history[-1], two.history[-1]
+    np.testing.assert_allclose(h2["train_loss"], h1["train_loss"], rtol=1e-10)
+    print("TRAIN-PARALLEL-OK")
+    """
+)
+
+
+def _run_on_two_devices(code: str) -> str:
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
     env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(lif=os.path.join(HERE, os.pardir, "models", "lif.neuron"))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "PARALLEL-OK" in proc.stdout
+    return proc.stdout
+
+
+def test_two_devices_match_one():
+    lif = os.path.join(HERE, os.pardir, "models", "lif.neuron")
+    assert "PARALLEL-OK" in _run_on_two_devices(SCRIPT.format(lif=lif))
+
+
+def test_training_on_two_devices_matches_one():
+    assert "TRAIN-PARALLEL-OK" in _run_on_two_devices(TRAIN_SCRIPT)
 
 
 def test_too_many_devices_is_a_clear_error():

@@ -9,6 +9,11 @@ programs. Batches have a fixed shape (the trainer drops or pads partial ones).
 
 - :func:`train_step` -- loss, accuracy, gradient (reverse mode through the
   event-driven simulation), global-norm clipping and an AdamW update;
+- the same step in pieces, for one program per device
+  (:meth:`~eventax_dsl.sim.parallel.DataParallel.run`): :func:`hidden_spiked`
+  (which hidden neurons spike, for the dead-neuron mask of the *whole* batch),
+  :func:`grad_step` on each device's share, :func:`update_step` with the mean
+  gradient;
 - :func:`eval_step` -- a full simulation of every sample with spikes recorded:
   scores, loss, correct predictions, spike counts per neuron, time of the first
   spike, and the spikes and output trace of the plot sample.
@@ -30,7 +35,8 @@ import optax
 from ..sim import simulate
 from .losses import revive_term
 
-__all__ = ["EvalOutput", "dead_mask", "eval_step", "learning_rate", "make_optimizer", "train_step"]
+__all__ = ["EvalOutput", "dead_mask", "eval_step", "grad_step", "hidden_spiked", "learning_rate",
+           "make_optimizer", "train_step", "update_step"]
 
 
 # ---------------------------------------------------------------- optimiser
@@ -73,7 +79,7 @@ def make_optimizer(lr: float, weight_decay: float, clip: float, schedule: str = 
 
 
 # --------------------------------------------------------------------- train
-def batch_loss(params, static, x, y, t0, readout, options, axis_name=None):
+def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=None):
     """Mean loss and accuracy of a batch (``x``: ``(B, in_size[, k])``).
 
     With ``readout.revives`` the loss has ``readout.revive`` times the dead-neuron
@@ -81,7 +87,8 @@ def batch_loss(params, static, x, y, t0, readout, options, axis_name=None):
     spiked in none of the batch's samples (:func:`dead_mask`), found in the same
     forward pass. ``axis_name``: when this is called per sample under
     ``jax.vmap(..., axis_name=axis_name)`` (:func:`clipped_mean_grad`), "the batch"
-    is the whole vmapped batch, not the one sample.
+    is the whole vmapped batch, not the one sample. ``dead``: the mask given
+    instead (a batch split across devices: :func:`hidden_spiked`).
     """
     net = eqx.combine(params, static)
     if not readout.revives:
@@ -90,7 +97,8 @@ def batch_loss(params, static, x, y, t0, readout, options, axis_name=None):
     else:
         scores, (c_end, spiked) = jax.vmap(
             lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
-        dead = dead_mask(spiked, axis_name)
+        if dead is None:
+            dead = dead_mask(spiked, axis_name)
         loss = readout.loss(scores, y) + readout.revive * revive_term(c_end, dead)
     acc = jnp.mean(readout.predict(scores) == y)
     return loss, acc
@@ -111,7 +119,7 @@ def dead_mask(spiked, axis_name=None):
     return jax.lax.stop_gradient((count == 0).astype(jnp.result_type(float)))
 
 
-def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float):
+def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float, dead=None):
     """Batch-mean loss, accuracy and gradient, each sample's gradient clipped first.
 
     Why: an exact spike-time gradient is ``-(dc/dtheta) / (dc/dt)``, which diverges
@@ -123,11 +131,12 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
     gradient to ``sample_clip`` (``g_i * min(1, c / |g_i|)``) bounds that pull and leaves
     every sample below the bound exact. Samples are simulated independently, so the
     per-sample gradients cost no extra simulation, only ``B`` copies of the gradient.
-    The dead-neuron mask is still the whole batch's (a ``psum`` over the vmapped axis).
+    The dead-neuron mask is still the whole batch's (a ``psum`` over the vmapped axis,
+    or ``dead`` if given).
     """
     def one(p, xi, yi, ti):
         return batch_loss(p, static, xi[None], yi[None], ti[None], readout, options,
-                          axis_name="sample")
+                          axis_name="sample", dead=dead)
 
     (losses, accs), grads = jax.vmap(eqx.filter_value_and_grad(one, has_aux=True),
                                      in_axes=(None, 0, 0, 0), axis_name="sample")(params, x, y, t0)
@@ -154,16 +163,54 @@ def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
     ``readout.revive > 0`` the loss has the dead-neuron term over the hidden neurons
     that spiked in none of this batch's samples (:func:`dead_mask`).
     """
+    loss, acc, grads = _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip)
+    params, opt_state = _update(params, opt_state, grads, optimizer, floors)
+    return params, opt_state, loss, acc
+
+
+def _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead=None):
     if sample_clip is None:
         (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
-            params, static, x, y, t0, readout, options
+            params, static, x, y, t0, readout, options, dead=dead
         )
-    else:
-        loss, acc, grads = clipped_mean_grad(params, static, x, y, t0, readout, options,
-                                             sample_clip)
+        return loss, acc, grads
+    return clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip, dead)
+
+
+def _update(params, opt_state, grads, optimizer, floors):
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
-    return apply_floors(params, floors), opt_state, loss, acc
+    return apply_floors(params, floors), opt_state
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def hidden_spiked(params, static, x, t0, readout, options):
+    """``(B, n_hidden)`` bool: which hidden neurons spike in each sample (a forward
+    pass only). A batch split across devices gets its dead-neuron mask from the
+    concatenated result (:func:`dead_mask`), so that every share sees the mask of
+    the whole batch, as :func:`train_step` does."""
+    net = eqx.combine(params, static)
+    _, (_, spiked) = jax.vmap(
+        lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
+    return spiked
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def grad_step(params, static, x, y, t0, readout, options, sample_clip=None, dead=None):
+    """``(loss, accuracy, gradient)`` of a batch (or a device's share of one), as in
+    :func:`train_step` but without the update; ``dead``: the dead-neuron mask of the
+    whole batch (needed when ``readout.revives``)."""
+    return _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def update_step(params, opt_state, grads, optimizer, floors=()):
+    """The optimiser update of :func:`train_step` with a given gradient:
+    ``(params, opt_state)``."""
+    return _update(params, opt_state, grads, optimizer, floors)
 
 
 def apply_floors(params, floors):

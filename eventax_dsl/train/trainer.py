@@ -74,7 +74,8 @@ from ..sim import SimOptions, SimulationError, spike_budget, status_error, train
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
 from .config import COSINE_FINAL, TrainConfig, load_model
-from .engine import eval_step, learning_rate, make_optimizer, train_step
+from .engine import (EvalOutput, dead_mask, eval_step, grad_step, hidden_spiked, learning_rate,
+                     make_optimizer, train_step, update_step)
 from .readout import Readout
 from .tasks import Split, load_task
 
@@ -188,9 +189,6 @@ class Trainer:
             if opt_state is None:
                 opt_state = self.optimizer.init(self.params)
             self.opt_state = opt_state
-            if self.dp is not None:
-                self.params, self.static, self.opt_state = self.dp.replicate(
-                    (self.params, self.static, self.opt_state))
 
     # --------------------------------------------------------------- helpers
     def _precision(self):
@@ -209,9 +207,52 @@ class Trainer:
         """The current network (parameters and fixed parts combined)."""
         return eqx.combine(self.params, self.static)
 
-    def _device(self, *arrays):
+    def _eval_step(self, params, static, *arrays) -> EvalOutput:
+        """:func:`~eventax_dsl.train.engine.eval_step` on a batch ``(x, y, t0, valid,
+        plot_mask)``; with ``devices``, each device simulates its share
+        (:meth:`~eventax_dsl.sim.parallel.DataParallel.run`) and the outputs are joined."""
+        fixed = (self.plot_times, self.readout, self.options, self.first_pop,
+                 self.trace_observable)
         arrays = tuple(jnp.asarray(a) for a in arrays)
-        return self.dp.shard(arrays) if self.dp is not None else arrays
+        if self.dp is None:
+            return eval_step(params, static, *arrays, *fixed)
+        dp = self.dp
+        outs = dp.run(lambda ps, a: eval_step(*ps, *a, *fixed), dp.copies((params, static)),
+                      dp.split(arrays))
+        # per-sample fields joined, sums added; the plotted sample 0 is device 0's
+        per_sample = lambda o: (o.counts, o.first, o.predictions, o.status)  # noqa: E731
+        totals = lambda o: (o.loss_sum, o.correct)  # noqa: E731
+        out = eqx.tree_at(per_sample, outs[0], dp.concat([per_sample(o) for o in outs]))
+        return eqx.tree_at(totals, out, dp.sum([totals(o) for o in outs]))
+
+    def _train_step(self, x, y, t0):
+        """One optimisation step on a batch: ``(params, opt_state, loss, accuracy)``.
+
+        With ``devices``: the hidden neurons' spikes of every share first (when the
+        loss has the dead-neuron term, whose mask is the whole batch's), then each
+        device's share of the gradient, their mean, and one update. The same step as
+        on one device, up to the order of floating-point sums.
+        """
+        cfg = self.cfg
+        clip = cfg.sample_clip or None
+        x, y, t0 = (jnp.asarray(a) for a in (x, y, t0))
+        if self.dp is None:
+            return train_step(self.params, self.opt_state, self.static, x, y, t0, self.readout,
+                              self.optimizer, self.options, clip, self.floors)
+        dp = self.dp
+        nets, parts = dp.copies((self.params, self.static)), dp.split((x, y, t0))
+        dead = [None] * dp.n_devices
+        if self.readout.revives:
+            spiked = dp.concat(dp.run(
+                lambda ps, a: hidden_spiked(*ps, a[0], a[2], self.readout, self.options),
+                nets, parts))
+            dead = dp.copies(dead_mask(spiked))
+        outs = dp.run(lambda ps, a, d: grad_step(*ps, *a, self.readout, self.options, clip, d),
+                      nets, parts, dead)
+        loss, acc, grads = dp.mean(outs)
+        params, opt_state = update_step(self.params, self.opt_state, grads, self.optimizer,
+                                        self.floors)
+        return params, opt_state, loss, acc
 
     # ------------------------------------------------------------ evaluation
     def _eval_batches(self, split: Split, plot: bool = False):
@@ -224,11 +265,9 @@ class Trainer:
             idx = np.where(valid, idx, 0)
             plot_mask = np.zeros(B, bool)
             plot_mask[0] = plot and start == 0 and self.trace_observable is not None
-            x, y, t0, v, pm = self._device(split.x[idx], split.y[idx], split.t0[idx], valid,
-                                           plot_mask)
             try:  # the simulation's own failures come back as a status, checked below
-                out = eval_step(self.params, self.static, x, y, t0, v, pm, self.plot_times,
-                                self.readout, self.options, self.first_pop, self.trace_observable)
+                out = self._eval_step(self.params, self.static, split.x[idx], split.y[idx],
+                                      split.t0[idx], valid, plot_mask)
             except eqx.EquinoxRuntimeError as err:
                 last = min(start + B, n)
                 raise self._step_error(err, f"evaluation failed on samples {start}-{last - 1} "
@@ -253,12 +292,8 @@ class Trainer:
         B = self.cfg.eval_batch_size
         split = self.data.train
         idx = np.arange(B) % len(split)
-        x, y, t0, v, pm = self._device(split.x[idx], split.y[idx], split.t0[idx],
-                                       np.ones(B, bool), np.zeros(B, bool))
-        if self.dp is not None:
-            params, static = self.dp.replicate((params, static))
-        out = eval_step(params, static, x, y, t0, v, pm, self.plot_times, self.readout,
-                        self.options, self.first_pop, self.trace_observable)
+        out = self._eval_step(params, static, split.x[idx], split.y[idx], split.t0[idx],
+                              np.ones(B, bool), np.zeros(B, bool))
         err = status_error(out.status, out.messages)
         if err is not None:
             raise err  # calibrate() takes BudgetExhausted to mean "too active"
@@ -340,11 +375,9 @@ class Trainer:
         start = time.perf_counter()
         for b in bar:
             idx = order[b * B:(b + 1) * B]
-            x, y, t0 = self._device(split.x[idx], split.y[idx], split.t0[idx])
             try:
-                self.params, self.opt_state, loss, acc = train_step(
-                    self.params, self.opt_state, self.static, x, y, t0, self.readout,
-                    self.optimizer, self.options, cfg.sample_clip or None, self.floors)
+                self.params, self.opt_state, loss, acc = self._train_step(
+                    split.x[idx], split.y[idx], split.t0[idx])
             except eqx.EquinoxRuntimeError as err:
                 raise self._step_error(err, f"training step failed in epoch {self.epoch + 1}, "
                                             f"batch {b + 1}") from err
