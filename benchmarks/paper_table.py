@@ -144,7 +144,7 @@ def paper_lr(task: str, loss: str) -> float:
 #: the remedies of the loss label)
 UNLABELLED = {"task", "model", "readout_model", "amos", "hidden", "loss", "seed", "epochs",
               "train_size", "val_size", "test_size", "out", "progress", "plots",
-              "plot_points", "eval_batch_size", "checkpoint_every", "data_dir", "devices",
+              "plot_points", "eval_batch_size", "checkpoint_every", "data_dir", "devices", "parallel",
               "sample_clip", "silent_push", "revive", "lr_schedule", "decay_epochs"}
 SHORT = {"batch_size": "b", "weight_decay": "wd", "label_smoothing": "smooth",
          "logit_scale": "scale", "max_spikes_per_neuron": "maxspikes"}

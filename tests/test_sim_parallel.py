@@ -8,8 +8,8 @@ multi-device checks run in a fresh interpreter with
   spanning them (``shard``) and as one program per device (``run``), must equal
   the single-device ones, and each device must really compute its share;
 - training with ``devices=2`` (one program per device, the batch's dead-neuron
-  mask and mean gradient combined between calls) must give the parameters and
-  evaluation of training on one device.
+  mask and mean gradient combined between calls; or, marked slow, one program
+  spanning both) must give the parameters and evaluation of training on one device.
 """
 
 from __future__ import annotations
@@ -111,23 +111,25 @@ TRAIN_SCRIPT = textwrap.dedent(
     base = dict(task="yinyang", model="lif", hidden=(6,), batch_size=8, train_size=16,
                 val_size=8, test_size=8, eval_batch_size=8, epochs=1, x64=True, init_gain=1.0,
                 progress=False, plots=False)
-    runs = {}
-    for devices in (None, 2):
-        trainer = Trainer(TrainConfig(**base, devices=devices), log=None)
+    def run(**more):
+        trainer = Trainer(TrainConfig(**base, **more), log=None)
         assert trainer.readout.revives and trainer.cfg.sample_clip
         trainer.fit()
-        runs[devices] = trainer, trainer.evaluate("test")
-    (one, e1), (two, e2) = runs[None], runs[2]
-    moved = 0.0
-    for a, b, c in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(two.params),
-                       jax.tree_util.tree_leaves(Trainer(TrainConfig(**base), log=None).params)):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)
-        moved = max(moved, float(np.max(np.abs(np.asarray(a) - np.asarray(c)))))
+        return trainer, trainer.evaluate("test")
+
+    one, e1 = run()
+    start = jax.tree_util.tree_leaves(Trainer(TrainConfig(**base), log=None).params)
+    moved = max(float(np.max(np.abs(np.asarray(a) - np.asarray(c))))
+                for a, c in zip(jax.tree_util.tree_leaves(one.params), start))
     assert moved > 1e-4, moved  # the steps did change the parameters
-    for key in ("loss", "acc", "spikes_per_sample", "dead_neurons"):
-        np.testing.assert_allclose(e2[key], e1[key], rtol=1e-10)
-    h1, h2 = one.history[-1], two.history[-1]
-    np.testing.assert_allclose(h2["train_loss"], h1["train_loss"], rtol=1e-10)
+    for parallel in {modes!r}:
+        two, e2 = run(devices=2, parallel=parallel)
+        for a, b in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(two.params)):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)
+        for key in ("loss", "acc", "spikes_per_sample", "dead_neurons"):
+            np.testing.assert_allclose(e2[key], e1[key], rtol=1e-10)
+        np.testing.assert_allclose(two.history[-1]["train_loss"], one.history[-1]["train_loss"],
+                                   rtol=1e-10)
     print("TRAIN-PARALLEL-OK")
     """
 )
@@ -149,7 +151,13 @@ def test_two_devices_match_one():
 
 
 def test_training_on_two_devices_matches_one():
-    assert "TRAIN-PARALLEL-OK" in _run_on_two_devices(TRAIN_SCRIPT)
+    assert "TRAIN-PARALLEL-OK" in _run_on_two_devices(TRAIN_SCRIPT.format(modes=("threads",)))
+
+
+@pytest.mark.slow
+def test_training_on_two_devices_one_program_matches_one():
+    """``parallel="gspmd"``: the sharded batch under one program (slow: its own compilations)."""
+    assert "TRAIN-PARALLEL-OK" in _run_on_two_devices(TRAIN_SCRIPT.format(modes=("gspmd",)))
 
 
 def test_too_many_devices_is_a_clear_error():

@@ -86,6 +86,7 @@ def test_config_defaults_validation_and_json_roundtrip():
                          (dict(lr=-1.0), "invalid lr"),
                          (dict(init_gain="big"), "init_gain must be 'auto' or a number"),
                          (dict(batch_size=6, devices=4), "not divisible by devices=4"),
+                         (dict(parallel="mpi"), "parallel must be one of threads, gspmd"),
                          (dict(lr_schedule="step"), "unknown lr_schedule 'step'"),
                          (dict(decay_epochs=3), "decay_epochs needs lr_schedule='cosine'"),
                          (dict(lr_schedule="cosine", decay_epochs=0), "invalid decay_epochs")]:

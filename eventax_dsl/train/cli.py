@@ -23,13 +23,14 @@ import argparse
 import sys
 import time
 
-from .config import LR_SCHEDULES, TASK_DEFAULTS, TASKS, TrainConfig
+from .config import LR_SCHEDULES, PARALLEL, TASK_DEFAULTS, TASKS, TrainConfig
 from .readout import LOSSES
 
 __all__ = ["main"]
 
 #: Flags that only change how a run is shown or executed; allowed on --resume.
-_RUNTIME = {"progress", "plots", "devices", "eval_batch_size", "epochs", "checkpoint_every"}
+_RUNTIME = {"progress", "plots", "devices", "parallel", "eval_batch_size", "epochs",
+            "checkpoint_every"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,6 +121,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="also checkpoint after every N training batches (for long epochs; "
                         "--resume continues at that batch). Default: at each epoch's end")
     g.add_argument("--devices", type=int, default=S, help="data-parallel over N devices")
+    g.add_argument("--parallel", choices=PARALLEL, default=S,
+                   help="with --devices: one program per device of this machine, side by side "
+                        "(threads, default, the faster) or one program spanning the devices "
+                        "(gspmd; also across hosts)")
     g.add_argument("--no-plots", dest="plots", action="store_false", default=S)
     g.add_argument("--no-progress", dest="progress", action="store_false", default=S)
     g.add_argument("--plot-points", type=int, default=S)

@@ -113,6 +113,10 @@ def load_model(spec: str) -> type:
     return load(resolve_model(spec))
 
 
+#: ``TrainConfig.parallel``: one program per device (threads) or spanning them (GSPMD).
+PARALLEL = ("threads", "gspmd")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Every option of a training run (see ``eventax-train --help`` for each flag).
@@ -159,8 +163,10 @@ class TrainConfig:
     ``test_size`` (use only the first N samples of a split), ``eval_batch_size``,
     ``out`` (run directory), ``checkpoint_every`` (also checkpoint after every N
     training batches, for epochs too long to lose; default: at the end of each
-    epoch only), ``devices`` (data-parallel devices), ``plots``, ``progress``,
-    ``plot_points``.
+    epoch only), ``devices`` (data-parallel devices), ``parallel`` (how:
+    ``"threads"``, one program per device of this machine, the faster, or
+    ``"gspmd"``, one program spanning the devices, also across hosts; see
+    docs/training.md), ``plots``, ``progress``, ``plot_points``.
     """
 
     task: str = "yinyang"
@@ -204,6 +210,7 @@ class TrainConfig:
     out: str | None = None
     checkpoint_every: int | None = None
     devices: int | None = None
+    parallel: str = "threads"
     plots: bool = True
     progress: bool = True
     plot_points: int = 100
@@ -270,6 +277,8 @@ class TrainConfig:
                              "has --tau0 (its logits are -t/tau0)")
         if cfg.task == "xor" and len(cfg.hidden) != 1:
             raise ValueError(f"xor uses one recurrent hidden population; got hidden={cfg.hidden}")
+        if cfg.parallel not in PARALLEL:
+            raise ValueError(f"parallel must be one of {', '.join(PARALLEL)}, got {cfg.parallel!r}")
         if cfg.devices is not None:
             for name in ("batch_size", "eval_batch_size"):
                 if getattr(cfg, name) % cfg.devices:

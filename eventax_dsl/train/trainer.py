@@ -156,6 +156,8 @@ class Trainer:
                 from ..sim.parallel import DataParallel  # noqa: PLC0415
 
                 self.dp = DataParallel(cfg.devices)
+            # one program spanning the devices: parameters replicated, batches sharded
+            self.gspmd = self.dp is not None and cfg.parallel == "gspmd"
             self.plot_times = jnp.linspace(0.0, cfg.t_max, cfg.plot_points, dtype=self.dtype)
 
             self.epoch = 0
@@ -189,6 +191,9 @@ class Trainer:
             if opt_state is None:
                 opt_state = self.optimizer.init(self.params)
             self.opt_state = opt_state
+            if self.gspmd:
+                self.params, self.static, self.opt_state = self.dp.replicate(
+                    (self.params, self.static, self.opt_state))
 
     # --------------------------------------------------------------- helpers
     def _precision(self):
@@ -210,11 +215,15 @@ class Trainer:
     def _eval_step(self, params, static, *arrays) -> EvalOutput:
         """:func:`~eventax_dsl.train.engine.eval_step` on a batch ``(x, y, t0, valid,
         plot_mask)``; with ``devices``, each device simulates its share
-        (:meth:`~eventax_dsl.sim.parallel.DataParallel.run`) and the outputs are joined."""
+        (:meth:`~eventax_dsl.sim.parallel.DataParallel.run`) and the outputs are joined,
+        or, with ``parallel="gspmd"``, one program spans the devices."""
         fixed = (self.plot_times, self.readout, self.options, self.first_pop,
                  self.trace_observable)
         arrays = tuple(jnp.asarray(a) for a in arrays)
-        if self.dp is None:
+        if self.gspmd:
+            params, static = self.dp.replicate((params, static))
+            arrays = self.dp.shard(arrays)
+        if self.dp is None or self.gspmd:
             return eval_step(params, static, *arrays, *fixed)
         dp = self.dp
         outs = dp.run(lambda ps, a: eval_step(*ps, *a, *fixed), dp.copies((params, static)),
@@ -231,12 +240,16 @@ class Trainer:
         With ``devices``: the hidden neurons' spikes of every share first (when the
         loss has the dead-neuron term, whose mask is the whole batch's), then each
         device's share of the gradient, their mean, and one update. The same step as
-        on one device, up to the order of floating-point sums.
+        on one device, up to the order of floating-point sums. With
+        ``parallel="gspmd"``: :func:`~eventax_dsl.train.engine.train_step` on the
+        sharded batch (XLA combines the devices' shares).
         """
         cfg = self.cfg
         clip = cfg.sample_clip or None
         x, y, t0 = (jnp.asarray(a) for a in (x, y, t0))
-        if self.dp is None:
+        if self.gspmd:
+            x, y, t0 = self.dp.shard((x, y, t0))
+        if self.dp is None or self.gspmd:
             return train_step(self.params, self.opt_state, self.static, x, y, t0, self.readout,
                               self.optimizer, self.options, clip, self.floors)
         dp = self.dp
@@ -507,13 +520,14 @@ class Trainer:
 
         ``epochs``: the new total number of epochs (default: the saved one).
         ``changes``: only options that do not affect the result may change
-        (``progress``, ``plots``, ``devices``, ``eval_batch_size``,
+        (``progress``, ``plots``, ``devices``, ``parallel``, ``eval_batch_size``,
         ``checkpoint_every``); anything else raises ``ValueError``. A checkpoint
         written inside an epoch (``checkpoint_every``) continues at its batch.
         """
         meta = ckpt.load_meta(directory)
         cfg = TrainConfig.from_json(meta["config"])
-        allowed = {"progress", "plots", "devices", "eval_batch_size", "checkpoint_every"}
+        allowed = {"progress", "plots", "devices", "parallel", "eval_batch_size",
+                   "checkpoint_every"}
         bad = sorted(k for k, v in changes.items() if k not in allowed and v != getattr(cfg, k))
         if bad:
             raise ValueError(
