@@ -10,10 +10,11 @@ programs. Batches have a fixed shape (the trainer drops or pads partial ones).
 - :func:`train_step` -- loss, accuracy, gradient (reverse mode through the
   event-driven simulation), global-norm clipping and an AdamW update;
 - the same step in pieces, for one program per device
-  (:meth:`~eventax_dsl.sim.parallel.DataParallel.run`): :func:`hidden_spiked`
-  (which hidden neurons spike, for the dead-neuron mask of the *whole* batch),
-  :func:`grad_step` on each device's share, :func:`update_step` with the mean
-  gradient;
+  (:meth:`~eventax_dsl.sim.parallel.DataParallel.run`): :func:`grad_step` on
+  each device's share, or, when the loss has the dead-neuron term (whose mask
+  is the *whole* batch's), :func:`forward_pass` on each share, the mask from
+  all shares, then :func:`backward_pass`; and :func:`update_step` with the
+  mean gradient;
 - :func:`eval_step` -- a full simulation of every sample with spikes recorded:
   scores, loss, correct predictions, spike counts per neuron, time of the first
   spike, and the spikes and output trace of the plot sample.
@@ -35,8 +36,8 @@ import optax
 from ..sim import simulate
 from .losses import revive_term
 
-__all__ = ["EvalOutput", "dead_mask", "eval_step", "grad_step", "hidden_spiked", "learning_rate",
-           "make_optimizer", "train_step", "update_step"]
+__all__ = ["EvalOutput", "backward_pass", "dead_mask", "eval_step", "forward_pass", "grad_step",
+           "learning_rate", "make_optimizer", "train_step", "update_step"]
 
 
 # ---------------------------------------------------------------- optimiser
@@ -88,7 +89,7 @@ def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=
     forward pass. ``axis_name``: when this is called per sample under
     ``jax.vmap(..., axis_name=axis_name)`` (:func:`clipped_mean_grad`), "the batch"
     is the whole vmapped batch, not the one sample. ``dead``: the mask given
-    instead (a batch split across devices: :func:`hidden_spiked`).
+    instead.
     """
     net = eqx.combine(params, static)
     if not readout.revives:
@@ -140,14 +141,19 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
 
     (losses, accs), grads = jax.vmap(eqx.filter_value_and_grad(one, has_aux=True),
                                      in_axes=(None, 0, 0, 0), axis_name="sample")(params, x, y, t0)
+    return jnp.mean(losses), jnp.mean(accs), _clipped_mean(grads, sample_clip)
+
+
+def _clipped_mean(grads, sample_clip: float):
+    """The mean over the leading (sample) axis of per-sample gradients, each scaled
+    to norm at most ``sample_clip`` first (see :func:`clipped_mean_grad`)."""
     leaves = [g for g in jtu.tree_leaves(grads) if g is not None]
     sq = sum(jnp.sum(jnp.reshape(g, (g.shape[0], -1)) ** 2, axis=1) for g in leaves)
     norm = jnp.sqrt(sq)
     scale = jnp.where(norm > sample_clip, sample_clip / jnp.where(norm > 0, norm, 1.0), 1.0)
-    grads = jtu.tree_map(
+    return jtu.tree_map(
         lambda g: jnp.mean(g * jnp.reshape(scale, (-1,) + (1,) * (g.ndim - 1)).astype(g.dtype), axis=0),
         grads)
-    return jnp.mean(losses), jnp.mean(accs), grads
 
 
 @eqx.filter_jit
@@ -185,15 +191,63 @@ def _update(params, opt_state, grads, optimizer, floors):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def hidden_spiked(params, static, x, t0, readout, options):
-    """``(B, n_hidden)`` bool: which hidden neurons spike in each sample (a forward
-    pass only). A batch split across devices gets its dead-neuron mask from the
-    concatenated result (:func:`dead_mask`), so that every share sees the mask of
-    the whole batch, as :func:`train_step` does."""
-    net = eqx.combine(params, static)
-    _, (_, spiked) = jax.vmap(
-        lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
-    return spiked
+def forward_pass(params, static, x, t0, readout, options, per_sample: bool = False):
+    """The first half of :func:`grad_step` for a loss with the dead-neuron term:
+    ``(pullback, (scores, c_end), spiked)``.
+
+    The forward pass of a batch (or a device's share of one), keeping what the
+    reverse pass needs (``pullback``, from :func:`jax.vjp`; with ``per_sample``, one
+    per sample, for per-sample clipping), the scores and the hidden neurons'
+    conditions ``c_end``, and ``spiked`` ``(B, n_hidden)``. The dead-neuron mask of
+    the *whole* batch is :func:`dead_mask` of all shares' ``spiked`` joined; then
+    :func:`backward_pass`. So a batch split across devices gets exactly the step of
+    :func:`train_step`, with one simulation per sample, as there.
+    """
+    def run(p, xs, ts):
+        net = eqx.combine(p, static)
+        scores, (c_end, spiked) = jax.vmap(
+            lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(xs, ts)
+        return (scores, c_end), spiked
+
+    if not per_sample:
+        out, pullback, spiked = jax.vjp(lambda p: run(p, x, t0), params, has_aux=True)
+        return pullback, out, spiked
+
+    def one(xi, ti):
+        out, pullback, spiked = jax.vjp(lambda p: run(p, xi[None], ti[None]), params, has_aux=True)
+        return pullback, out, spiked
+
+    pullback, out, spiked = jax.vmap(one)(x, t0)
+    squeeze = lambda a: a[:, 0]  # noqa: E731 - (B, 1, ...) -> (B, ...)
+    return pullback, jtu.tree_map(squeeze, out), squeeze(spiked)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def backward_pass(pullback, out, y, dead, readout, sample_clip=None):
+    """The second half of :func:`grad_step` after :func:`forward_pass`:
+    ``(loss, accuracy, gradient)`` of the share, with ``dead`` the whole batch's
+    dead-neuron mask; ``sample_clip`` as in :func:`train_step` (then ``forward_pass``
+    must have run with ``per_sample=True``)."""
+    scores, _ = out
+
+    def loss_of(o, labels):
+        s, c_end = o
+        return readout.loss(s, labels) + readout.revive * revive_term(c_end, dead)
+
+    acc = jnp.mean(readout.predict(scores) == y)
+    if sample_clip is None:
+        loss, cotangent = jax.value_and_grad(loss_of, allow_int=True)(out, y)
+        (grads,) = pullback(cotangent)
+        return loss, acc, grads
+
+    def one(pull, o, yi):
+        o1 = jtu.tree_map(lambda a: a[None], o)
+        loss, cotangent = jax.value_and_grad(loss_of, allow_int=True)(o1, yi[None])
+        return loss, pull(cotangent)[0]
+
+    losses, grads = jax.vmap(one)(pullback, out, y)
+    return jnp.mean(losses), acc, _clipped_mean(grads, sample_clip)
 
 
 @eqx.filter_jit

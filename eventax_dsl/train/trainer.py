@@ -74,8 +74,8 @@ from ..sim import SimOptions, SimulationError, spike_budget, status_error, train
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
 from .config import COSINE_FINAL, TrainConfig, load_model
-from .engine import (EvalOutput, dead_mask, eval_step, grad_step, hidden_spiked, learning_rate,
-                     make_optimizer, train_step, update_step)
+from .engine import (EvalOutput, backward_pass, dead_mask, eval_step, forward_pass, grad_step,
+                     learning_rate, make_optimizer, train_step, update_step)
 from .readout import Readout
 from .tasks import Split, load_task
 
@@ -237,10 +237,11 @@ class Trainer:
     def _train_step(self, x, y, t0):
         """One optimisation step on a batch: ``(params, opt_state, loss, accuracy)``.
 
-        With ``devices``: the hidden neurons' spikes of every share first (when the
-        loss has the dead-neuron term, whose mask is the whole batch's), then each
-        device's share of the gradient, their mean, and one update. The same step as
-        on one device, up to the order of floating-point sums. With
+        With ``devices``: each device's share of the gradient, their mean, and one
+        update. When the loss has the dead-neuron term, whose mask is the whole
+        batch's, each share's forward pass comes first (keeping what its reverse
+        pass needs), then the mask from all shares, then the reverse passes. The same
+        step as on one device, up to the order of floating-point sums. With
         ``parallel="gspmd"``: :func:`~eventax_dsl.train.engine.train_step` on the
         sharded batch (XLA combines the devices' shares).
         """
@@ -254,14 +255,15 @@ class Trainer:
                               self.optimizer, self.options, clip, self.floors)
         dp = self.dp
         nets, parts = dp.copies((self.params, self.static)), dp.split((x, y, t0))
-        dead = [None] * dp.n_devices
-        if self.readout.revives:
-            spiked = dp.concat(dp.run(
-                lambda ps, a: hidden_spiked(*ps, a[0], a[2], self.readout, self.options),
-                nets, parts))
-            dead = dp.copies(dead_mask(spiked))
-        outs = dp.run(lambda ps, a, d: grad_step(*ps, *a, self.readout, self.options, clip, d),
-                      nets, parts, dead)
+        ro, opts = self.readout, self.options
+        if ro.revives:
+            fwd = dp.run(lambda ps, a: forward_pass(*ps, a[0], a[2], ro, opts, clip is not None),
+                         nets, parts)
+            dead = dp.copies(dead_mask(dp.concat([spiked for _, _, spiked in fwd])))
+            outs = dp.run(lambda f, a, d: backward_pass(f[0], f[1], a[1], d, ro, clip),
+                          fwd, parts, dead)
+        else:
+            outs = dp.run(lambda ps, a: grad_step(*ps, *a, ro, opts, clip), nets, parts)
         loss, acc, grads = dp.mean(outs)
         params, opt_state = update_step(self.params, self.opt_state, grads, self.optimizer,
                                         self.floors)
