@@ -100,9 +100,14 @@ def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=
             lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
         if dead is None:
             dead = dead_mask(spiked, axis_name)
-        loss = readout.loss(scores, y) + readout.revive * revive_term(c_end, dead)
+        loss = _revived_loss(readout, scores, c_end, y, dead)
     acc = jnp.mean(readout.predict(scores) == y)
     return loss, acc
+
+
+def _revived_loss(readout, scores, c_end, y, dead):
+    """The loss with the dead-neuron term (:func:`batch_loss`, :func:`backward_pass`)."""
+    return readout.loss(scores, y) + readout.revive * revive_term(c_end, dead)
 
 
 def dead_mask(spiked, axis_name=None):
@@ -232,8 +237,7 @@ def backward_pass(pullback, out, y, dead, readout, sample_clip=None):
     scores, _ = out
 
     def loss_of(o, labels):
-        s, c_end = o
-        return readout.loss(s, labels) + readout.revive * revive_term(c_end, dead)
+        return _revived_loss(readout, *o, labels, dead)
 
     acc = jnp.mean(readout.predict(scores) == y)
     if sample_clip is None:
