@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pytest
 
-from eventax_dsl.sim.parallel import DataParallel
+from eventax_dsl.sim.parallel import DataParallel, request_cpu_devices
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent(
     import equinox as eqx, jax.numpy as jnp, jax.random as jr, numpy as np
     import eventax_dsl
     from eventax_dsl.sim import FeedForward, trainable
-    from eventax_dsl.sim.parallel import DataParallel
+    from eventax_dsl.sim.parallel import DataParallel, request_cpu_devices
 
     assert len(jax.devices()) == 2, jax.devices()
     lif = eventax_dsl.load({lif!r})  # closed-form path: the quickest to compile
@@ -162,8 +162,43 @@ def test_training_on_two_devices_one_program_matches_one():
 
 def test_too_many_devices_is_a_clear_error():
     n = len(jax.devices()) + 1
-    with pytest.raises(ValueError, match="xla_force_host_platform_device_count"):
+    with pytest.raises(ValueError, match=rf"request_cpu_devices\({n}\).*xla_force_host_platform_device_count={n}"):
         DataParallel(n)
+
+
+REQUEST_SCRIPT = textwrap.dedent(
+    """
+    import jax
+    from eventax_dsl.sim.parallel import DataParallel, request_cpu_devices
+
+    assert request_cpu_devices(1) is False          # one CPU device is the default
+    assert request_cpu_devices(2) is True           # before the first JAX operation
+    assert len(jax.devices("cpu")) == 2
+    assert DataParallel(2).n_devices == 2
+    assert request_cpu_devices(2) is False          # already two
+    assert request_cpu_devices(3) is False          # started: the count is fixed now
+    assert len(jax.devices("cpu")) == 2
+    print("REQUEST-OK")
+    """
+)
+
+
+def test_request_cpu_devices_before_jax_starts():
+    """``request_cpu_devices`` works without ``XLA_FLAGS``, and only before JAX's backends start."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run([sys.executable, "-c", REQUEST_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "REQUEST-OK" in proc.stdout
+
+
+def test_request_cpu_devices_respects_xla_flags(monkeypatch):
+    """A count already asked for in ``XLA_FLAGS`` is not overridden; bad counts are refused."""
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    assert request_cpu_devices(3) is False
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        request_cpu_devices(0)
 
 
 def test_single_device_shard_and_replicate_are_placements():

@@ -51,9 +51,11 @@ relies on ``jit`` with sharded inputs, or on one program per device
 Devices
 -------
 - **One machine, several GPUs**: nothing to do, ``jax.devices()`` lists them.
-- **CPU cores**: XLA exposes one CPU device by default. Start Python with
-  ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX is
-  imported) to get ``N`` CPU devices; each runs its share on its own thread.
+- **CPU cores**: XLA exposes one CPU device by default. Call
+  :func:`request_cpu_devices` ``(N)`` before the first JAX operation (it sets
+  ``jax_num_cpu_devices``; ``eventax-train --devices N`` does so), or start
+  Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``, to get
+  ``N`` CPU devices; each runs its share on its own thread.
   The simulator's loops are made of many small operations that XLA runs on one
   thread, so on an ``N``-core machine this is what uses the other cores.
 - **Several hosts**: call ``jax.distributed.initialize()`` (on every host, before
@@ -67,6 +69,8 @@ Devices
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -75,9 +79,37 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "request_cpu_devices"]
 
 _AXIS = "batch"
+_XLA_COUNT = re.compile(r"--xla_force_host_platform_device_count=(\d+)")
+
+
+def request_cpu_devices(n: int) -> bool:
+    """Ask JAX for at least ``n`` CPU devices; the in-process form of ``XLA_FLAGS``.
+
+    XLA shows one CPU device unless told otherwise, and it reads that setting
+    once, when JAX's backends start (at the first JAX operation, not at
+    ``import jax``). Called before that, this sets ``jax_num_cpu_devices`` to
+    ``n`` and returns ``True``. It returns ``False`` and changes nothing when at
+    least ``n`` CPU devices are already asked for (by ``jax_num_cpu_devices`` or
+    by ``XLA_FLAGS=--xla_force_host_platform_device_count=M`` with ``M >= n``),
+    or when the backends have already started. GPUs and TPUs are not affected.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    counts = [int(m) for m in _XLA_COUNT.findall(os.environ.get("XLA_FLAGS", ""))]
+    configured = jax.config.jax_num_cpu_devices
+    if configured < 0 and counts:
+        configured = counts[-1]
+    if max(configured, 1) >= n:
+        return False
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # backends already started: the count is fixed now
+        return False
+    return True
 
 
 class DataParallel:
@@ -106,9 +138,9 @@ class DataParallel:
             hint = ""
             if available and available[0].platform == "cpu":
                 hint = (
-                    f" On CPU, expose more devices by setting the environment variable "
-                    f"XLA_FLAGS=--xla_force_host_platform_device_count={n} before "
-                    f"Python imports JAX."
+                    f" On CPU, expose more devices with request_cpu_devices({n}) before "
+                    f"the first JAX operation, or by starting Python with the environment "
+                    f"variable XLA_FLAGS=--xla_force_host_platform_device_count={n}."
                 )
             raise ValueError(
                 f"DataParallel: {n} devices requested but only {len(available)} "

@@ -142,6 +142,11 @@ def main(argv=None) -> int:
 
     if "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
+    if args.get("devices", 1) > 1:
+        # On a CPU, XLA shows one device unless asked before JAX starts; this is that moment.
+        from ..sim.parallel import request_cpu_devices  # noqa: PLC0415
+
+        request_cpu_devices(args["devices"])
     try:
         if resume is not None:
             epochs = args.pop("epochs", None)
