@@ -27,19 +27,17 @@ def _with_bias(net, bias):
     return eqx.tree_at(lambda n: n.populations[0].params["bias"], net, jnp.reshape(bias, (1,)))
 
 
-@jax.jit
-def _lif_first_spike(bias):
+def _lif_first_spike(bias, stepping="solve"):
     net = _with_bias(_single(LIF, tau_mem=TAU_M), bias)
-    return net.ttfs(jnp.array([jnp.inf]), 100.0)[0]
+    return net.ttfs(jnp.array([jnp.inf]), 100.0, stepping=stepping)[0]
 
 
-_lif_first_spike_grad = jax.jit(jax.value_and_grad(_lif_first_spike))
-
-
-def test_lif_bias_first_spike_and_derivative():
+@pytest.mark.parametrize("stepping", ["solve", "single"])
+def test_lif_bias_first_spike_and_derivative(stepping):
     theta = 1.0
+    value_and_grad = jax.jit(jax.value_and_grad(lambda b: _lif_first_spike(b, stepping)))
     for current in (1.5, 2.0, 3.7):
-        t, grad = _lif_first_spike_grad(current)
+        t, grad = value_and_grad(current)
         exact = TAU_M * np.log(current / (current - theta))
         assert abs(float(t) - exact) / exact <= 1e-6
         exact_grad = -TAU_M * theta / (current * (current - theta))

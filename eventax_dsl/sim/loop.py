@@ -28,6 +28,15 @@ One loop iteration handles one *event*:
 Only one kind of event is handled per iteration, spikes first; events at the
 same time follow in later iterations with a zero-length solve.
 
+With ``SimOptions(stepping="single")`` step 2 takes *one* solver step instead of
+a whole solve (:func:`_single_step`): an iteration may then end before the next
+scheduled time with nothing to handle, and the next iteration continues from
+there with the step the controller proposed. Under ``jax.vmap`` this avoids
+padding every event's solve to the slowest sample of the batch. (Cutting
+``diffeqsolve`` short with ``max_steps`` instead is not an option: when one
+batch element meets an event and another's last step was rejected, Diffrax
+0.7.2 returns that rejected candidate as the latter's final state.)
+
 Semantics in detail
 -------------------
 - A spike is an upward zero crossing of a neuron's condition. A neuron that
@@ -104,8 +113,10 @@ import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 
 from . import dynamics as dyn
+from . import exact
 from .network import Network
 from .options import DEFAULT_SPIKES_PER_NEURON, SimOptions, make_options
 from .schedule import make_schedule
@@ -246,7 +257,10 @@ def event_budget(net: Network, options: SimOptions, n_inputs: int, n_obs: int) -
     for j, d in enumerate(net.delays or ()):
         if d is not None:
             per_spike += 1 if d.ndim == 1 else net.populations[net.projections[j][1]].n
-    return n_inputs + n_obs + spike_budget(net, options) * per_spike + 2
+    events = n_inputs + n_obs + spike_budget(net, options) * per_spike + 2
+    if options.stepping == "single":  # one iteration per solver step as well
+        events += options.max_solver_steps
+    return events
 
 
 # -------------------------------------------------------------- integration
@@ -339,12 +353,12 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
     spiking = any(type(p).SPIKING for p in populations)
     # exact integration of the models' linear states where possible (sim/exact.py);
     # a network solved entirely in closed form needs no ODE solver at all
-    from . import exact  # noqa: PLC0415 - kept local: this function is its only user
-
     closed = exact.integrate_closed_form(populations, y, t0, t1, refractory, watch, options, dtype,
                                          attach_gradient=_attach_spike_gradient)
     if closed is not None:
         return (*closed, dt_carry, jnp.zeros((), jnp.int32))
+    if options.stepping == "single":
+        return _single_step(net, y, t0, t1, refractory, watch, options, dtype, dt_carry)
     solver, controller = exact.solver_and_controller(populations, options, dtype)
     event = (
         dfx.Event(_cond, options.get_root_finder(dtype), direction=True) if spiking else None
@@ -377,6 +391,70 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
     t1 = jnp.where(hit, t_spike, t1)
     y1 = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y1)
     return t1, y1, hit, ok, dt_carry, steps
+
+
+def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions, dtype, dt):
+    """``stepping="single"``: at most one solver step from ``t0`` towards ``t1``.
+
+    Returns ``(t, y, hit, ok, dt, steps)`` like :func:`_integrate`. The step is
+    ``min(dt, t1 - t0)`` long; if the controller rejects it, ``t`` stays ``t0`` and
+    ``dt`` shrinks; if the watched condition crosses zero upwards inside it, the
+    crossing is located on the solver's dense interpolation (the same root finder
+    as Diffrax's event) and the step ends there. The next step starts from the
+    controller's proposal, so consecutive iterations continue one solve.
+    """
+    populations = net.populations
+    args = (populations, refractory, watch)
+    fixed = dt is None  # options.dt: constant steps
+    if fixed:
+        dt = jnp.asarray(options.dt, dtype)
+    solver, controller = exact.solver_and_controller(populations, options, dtype)
+    term = dfx.ODETerm(_vf)
+    clipped = dt >= t1 - t0
+    h = jnp.where(clipped, t1 - t0, dt)
+    t_next = jnp.where(clipped, t1, t0 + h)  # exactly t1: the loop compares times with ==
+    _, cstate = controller.init(term, t0, t_next, y, h, args, solver.func, solver.order(term))
+    sstate = solver.init(term, t0, t_next, y, args)
+    y1, y_err, dense, _, sres = solver.step(term, t0, t_next, y, args, sstate, False)
+    keep, t_from, t_prop, _, _, cres = controller.adapt_step_size(
+        t0, t_next, y, y1, args, y_err, solver.order(term), cstate)
+    keep = jnp.asarray(keep) & (h > 0)
+    ok = (sres == dfx.RESULTS.successful) & (cres == dfx.RESULTS.successful)
+    # the next step the controller proposes (from t_next if accepted, else again from t0)
+    proposal = jax.lax.stop_gradient(jnp.asarray(t_prop, dtype) - jnp.asarray(t_from, dtype))
+    dt_new = jnp.where(keep & clipped, jnp.maximum(proposal, dt), proposal)
+    # never below a few units in the last place of t: t0 + dt must move
+    floor = jnp.maximum(MIN_FIRST_STEP, 16 * jnp.finfo(dtype).eps * jnp.abs(t0))
+    dt_new = jnp.where(h > 0, jnp.maximum(dt_new, floor), dt)
+    steps = jnp.where(h > 0, 1, 0).astype(jnp.int32)
+    if fixed:
+        dt_new = None
+    if not any(type(p).SPIKING for p in populations):
+        t_out = jnp.where(keep, t_next, t0)
+        y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), y1, y)
+        return t_out, y_out, jnp.asarray(False), ok, dt_new, steps
+    c0 = dyn.earliest_condition(populations, y, watch)
+    c1 = dyn.earliest_condition(populations, y1, watch)
+    hit = keep & (c0 < 0) & (c1 >= 0)
+    interp = solver.interpolation_cls(t0=t0, t1=t_next, **dense)
+    frozen = jax.lax.stop_gradient((interp, args))
+
+    def located():
+        def fn(t, _):
+            return dyn.earliest_condition(frozen[1][0], frozen[0].evaluate(t), frozen[1][2])
+
+        sol = optx.root_find(fn, options.get_root_finder(dtype), jax.lax.stop_gradient(t_next),
+                             options=dict(lower=jax.lax.stop_gradient(t0),
+                                          upper=jax.lax.stop_gradient(t_next)), throw=False)
+        return jnp.where(hit, sol.value, t_next)
+
+    t_hit = jax.lax.cond(eqxi.unvmap_any(hit), located, lambda: jax.lax.stop_gradient(t_next))
+    y_hit = interp.evaluate(t_hit)
+    t_spike, y_spike = _attach_spike_gradient(populations, t_hit, y_hit, refractory, watch, hit)
+    t_out = jnp.where(hit, t_spike, jnp.where(keep, t_next, t0))
+    y_out = jax.tree_util.tree_map(
+        lambda a, b, c: jnp.where(hit, a, jnp.where(keep, b, c)), y_spike, y1, y)
+    return t_out, y_out, hit, ok, dt_new, steps
 
 
 def _next_first_step(dt0, span, stats):
@@ -511,7 +589,8 @@ def simulate(
         status=jnp.asarray(OK, jnp.int32),
         n_events=jnp.zeros((), jnp.int32),
         n_steps=jnp.zeros((), jnp.int32),
-        dt_carry=(jnp.asarray(FIRST_STEP, dtype) if opts.carry_step and opts.dt is None
+        dt_carry=(jnp.asarray(FIRST_STEP, dtype)
+                  if (opts.carry_step or opts.stepping == "single") and opts.dt is None
                   else None),
     )
 
@@ -563,6 +642,8 @@ def simulate(
                                                          opts, dtype, c.dt_carry)
         hit = hit & ~any_now
         t1 = jnp.where(hit, t_hit, t_stop)
+        if opts.stepping == "single":  # one step may end before t_stop
+            t1 = jnp.where(hit | any_now, t1, t_hit)
 
         # ---- who spikes: the crossing term (if it is a spike, not a re-arming),
         # and every armed neuron already past threshold (within root tolerance).
