@@ -102,12 +102,15 @@ def worker(spec: dict) -> list[dict]:
     import jax  # noqa: PLC0415
 
     jax.config.update("jax_enable_x64", spec["x64"])
+    from eventax_dsl.sim.parallel import DataParallel, request_cpu_devices  # noqa: PLC0415
+
+    if spec["devices"] > 1:
+        request_cpu_devices(spec["devices"])  # before anything starts JAX's backends
     import equinox as eqx  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
     from eventax_dsl.sim import trainable  # noqa: PLC0415
-    from eventax_dsl.sim.parallel import DataParallel  # noqa: PLC0415
 
     dp = DataParallel(spec["devices"]) if spec["devices"] > 1 else None
     rows = []
@@ -154,18 +157,14 @@ def worker(spec: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------- driver side
-def _run_worker(spec: dict, devices: int) -> list[dict]:
-    env = dict(os.environ)
-    if devices > 1:
-        flag = f"--xla_force_host_platform_device_count={devices}"
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flag).strip()
+def _run_worker(spec: dict) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "spec.json")
         with open(path, "w") as f:
             json.dump(spec, f)
         out = os.path.join(tmp, "rows.json")
         subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--worker", path, out], env=env, check=True
+            [sys.executable, os.path.abspath(__file__), "--worker", path, out], check=True
         )
         with open(out) as f:
             return json.load(f)
@@ -229,9 +228,10 @@ def main(argv=None) -> None:
             configs=configs,
             reference_only=True,
             repeats=0,
-            options=dict(rtol=1e-12, atol=1e-12, root_tol=1e-13, max_solver_steps=100000),
+            # one solve per event: the reference does not share the stepping under test
+            options=dict(rtol=1e-12, atol=1e-12, root_tol=1e-13, max_solver_steps=100000,
+                         stepping="solve"),
         ),
-        1,
     )
     rows = []
     for dtype in dtypes:
@@ -245,7 +245,6 @@ def main(argv=None) -> None:
                 forward_only=args.forward_only,
                 options=json.loads(args.options),
             ),
-            args.devices,
         )
     for row in rows:
         ref = next(r for r in reference if all(r[k] == row[k] for k in ("model", "layers", "batch")))

@@ -1,5 +1,7 @@
 """Networks as PyTrees: jit == eager, vmap == loop, no retracing, dtypes, filters."""
 
+from pathlib import Path
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -11,7 +13,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from models_handwritten import LI, LIF, QIF  # noqa: E402
 
+import eventax_dsl  # noqa: E402
 from eventax_dsl.sim import FeedForward, Network, SimOptions, event_budget, trainable  # noqa: E402
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+LIB_LIF, LIB_LI = (eventax_dsl.load(MODELS / f"{m}.neuron") for m in ("lif", "li"))
 
 T_MAX = 40.0
 
@@ -111,8 +117,15 @@ def test_state_at_readout_and_budget_sizing():
     perm = jnp.array([2, 0, 3, 1])
     np.testing.assert_allclose(np.asarray(run(net, times[perm])["v"]), np.asarray(out["v"][perm]))
     # Budget: inputs + observations + 2 * (spikes_per_neuron * spiking neurons) + 2.
-    assert event_budget(net, SimOptions(), n_inputs=2, n_obs=4) == 2 + 4 + 2 * 10 * 4 + 2
-    assert event_budget(net, SimOptions(amos=True), n_inputs=2, n_obs=0) == 2 + 2 * 4 + 2
+    solve = SimOptions(stepping="solve")
+    assert event_budget(net, solve, n_inputs=2, n_obs=4) == 2 + 4 + 2 * 10 * 4 + 2
+    assert event_budget(net, SimOptions(amos=True, stepping="solve"), 2, 0) == 2 + 2 * 4 + 2
+    # One solver step per iteration (the default): plus max_solver_steps, unless the
+    # network is solved entirely in closed form (the library's LIF and LI).
+    single = SimOptions(stepping="single", max_solver_steps=100)
+    assert event_budget(net, single, 2, 4) == event_budget(net, solve, 2, 4) + 100
+    closed = FeedForward([LIB_LIF, LIB_LI], [4, 2], in_size=2, key=jr.key(1), dtype=jnp.float64)
+    assert event_budget(closed, single, 2, 4) == event_budget(closed, solve, 2, 4)
 
 
 def test_network_validation():

@@ -74,7 +74,8 @@ def test_qif_period(carry_step):
     current = 2.0
     net = _single(QIF, tau_mem=TAU_M, bias=current, phi0=0.0)
     times, _, count = jax.jit(
-        lambda n: n.spikes(jnp.array([jnp.inf]), 100.0, carry_step=carry_step))(net)
+        lambda n: n.spikes(jnp.array([jnp.inf]), 100.0, carry_step=carry_step,
+                           stepping="solve"))(net)
     period = np.pi * TAU_M / np.sqrt(current)
     n = int(count)
     assert n == int(100.0 // period)
@@ -85,15 +86,17 @@ def test_carried_first_step_saves_solver_steps_between_many_events():
     """A QIF neuron under 46 input spikes (no closed form: against a run at
     rtol = atol = 1e-12). Starting each solve with the previous solve's mean step
     (``carry_step``, the default) instead of Diffrax's initial-step heuristic takes
-    fewer solver steps, at the same accuracy."""
+    fewer solver steps, at the same accuracy (one solve per event: with single
+    steps there is no new solve to start)."""
     net = _single(QIF, tau_mem=TAU_M, bias=0.5, phi0=0.0)
     net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.full((1, 1), 0.3))
     x = jnp.arange(1.0, 60.0, 1.3)[None, :]
-    ref = simulate(net, x, 60.0, rtol=1e-12, atol=1e-12, root_tol=1e-13)
+    ref = simulate(net, x, 60.0, rtol=1e-12, atol=1e-12, root_tol=1e-13, stepping="solve")
     assert int(ref.n_spikes) == 2
     steps = {}
     for carry in (True, False):
-        res = jax.jit(lambda n, carry=carry: simulate(n, x, 60.0, carry_step=carry))(net)
+        res = jax.jit(lambda n, carry=carry: simulate(n, x, 60.0, carry_step=carry,
+                                                      stepping="solve"))(net)
         assert int(res.n_spikes) == 2 and int(res.n_events) == int(ref.n_events)
         np.testing.assert_allclose(np.asarray(res.spike_times[:2]),
                                    np.asarray(ref.spike_times[:2]), rtol=1e-7)
@@ -154,7 +157,7 @@ def test_adjoint_checkpoints_change_the_cost_not_the_gradient():
     def first_spike(w, checkpoints):
         net = _single(QIF, tau_mem=TAU_M, bias=0.5, phi0=0.0)
         net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.reshape(w, (1, 1)))
-        return net.ttfs(x, 60.0, adjoint_checkpoints=checkpoints)[0]
+        return net.ttfs(x, 60.0, adjoint_checkpoints=checkpoints, stepping="solve")[0]
 
     grads = [float(jax.jit(jax.grad(first_spike), static_argnums=1)(0.3, c))
              for c in (None, 4096)]

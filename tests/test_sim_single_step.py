@@ -22,6 +22,7 @@ from test_sim_gradients import TIGHT, _check_directional, _ff_loss, _ff_net  # n
 from eventax_dsl.sim import FeedForward, SimOptions, simulate, trainable  # noqa: E402
 
 SINGLE = dict(stepping="single")
+SOLVE = dict(stepping="solve")
 
 
 @pytest.mark.parametrize("model, params, period", [
@@ -56,7 +57,7 @@ def test_gradients_match_finite_differences():
     assert np.all(np.isfinite(np.asarray(t)))
     # the same spikes as one solve per event
     (_, t_solve), _ = jax.jit(jax.value_and_grad(
-        lambda p, s: _ff_loss(p, s, **TIGHT), has_aux=True))(params, static)
+        lambda p, s: _ff_loss(p, s, **TIGHT, **SOLVE), has_aux=True))(params, static)
     np.testing.assert_allclose(np.asarray(t), np.asarray(t_solve), rtol=1e-9)
     groups = {
         "input weights": lambda p: [p.weights[0]["w"]],
@@ -87,6 +88,17 @@ def test_vmap_matches_a_loop_and_one_solve_per_event():
         np.testing.assert_array_equal(np.asarray(batch.spike_ids[i, :n]), np.asarray(r.spike_ids[:n]))
     # one loop iteration per solver step (or event), so many more iterations than events
     assert int(jnp.min(batch.n_events)) > int(jnp.max(solve.n_events))
+
+
+def test_budget_error_names_max_solver_steps():
+    """With one solver step per iteration the budget also counts the steps, so
+    running out must say which option bounds them."""
+    net = _with_bias(_single(QIF, tau_mem=TAU_M, phi0=0.0), 2.0)
+    with pytest.raises(Exception, match=r"event budget of .*max_solver_steps=\.\.\. \(currently 20\)"):
+        jax.block_until_ready(net.spikes(jnp.array([jnp.inf]), 60.0, max_solver_steps=20, **SINGLE))
+    # the same network with the default bound runs to the end
+    _, _, count = net.spikes(jnp.array([jnp.inf]), 60.0, **SINGLE)
+    assert int(count) == int(60.0 // (np.pi * TAU_M / np.sqrt(2.0)))
 
 
 def test_bad_stepping_is_rejected():

@@ -7,14 +7,18 @@ One loop iteration handles one *event*:
    ``t_end``. If some neuron is already above threshold (an input made its
    condition jump past zero, or it crossed within the root finder's tolerance
    of another spike), the next event is *now*.
-2. Integrate the whole network with :func:`diffrax.diffeqsolve` up to that
-   time (its first step: the mean step of the previous solve,
-   ``options.carry_step``), with a :class:`diffrax.Event` on ``max_j c_j`` (see
-   :mod:`eventax_dsl.sim.dynamics`) that stops early at the first upward zero
-   crossing, located by a safeguarded Newton method
+2. Integrate the whole network towards that time, stopping early at the first
+   upward zero crossing of ``max_j c_j`` (see :mod:`eventax_dsl.sim.dynamics`),
+   located by a safeguarded Newton method
    (:class:`~eventax_dsl.sim.rootfind.SafeNewton`) on the solver's dense
-   interpolation. Crossings are *detected* by the sign at step ends: a
-   condition that goes up and back down within one solver step is missed
+   interpolation. By default (``SimOptions(stepping="single")``,
+   :func:`_single_step`) this is *one* adaptive solver step: an iteration may
+   end before the next scheduled time with nothing to handle, and the next
+   iteration continues from there with the step the controller proposed. With
+   ``stepping="solve"`` it is a whole :func:`diffrax.diffeqsolve` with a
+   :class:`diffrax.Event` (its first step: the mean step of the previous solve,
+   ``options.carry_step``). Crossings are *detected* by the sign at step ends:
+   a condition that goes up and back down within one solver step is missed
    (bound the step with the ``dtmax`` option for such models).
 3. If a spike stopped the solve, the neuron at the argmax spikes, together with
    every armed neuron whose condition is already ``>= 0`` (if the crossing was a
@@ -28,14 +32,13 @@ One loop iteration handles one *event*:
 Only one kind of event is handled per iteration, spikes first; events at the
 same time follow in later iterations with a zero-length solve.
 
-With ``SimOptions(stepping="single")`` step 2 takes *one* solver step instead of
-a whole solve (:func:`_single_step`): an iteration may then end before the next
-scheduled time with nothing to handle, and the next iteration continues from
-there with the step the controller proposed. Under ``jax.vmap`` this avoids
-padding every event's solve to the slowest sample of the batch. (Cutting
-``diffeqsolve`` short with ``max_steps`` instead is not an option: when one
-batch element meets an event and another's last step was rejected, Diffrax
-0.7.2 returns that rejected candidate as the latter's final state.)
+Why one step per iteration: under ``jax.vmap`` a whole solve per event runs as
+many steps as the batch's slowest sample needs *for that event*, every event
+(256 copies of one Yin-Yang sample run 3.4-4.3x faster than 256 different
+ones); single steps pad only the total count. (Cutting ``diffeqsolve`` short
+with ``max_steps`` instead is not an option: when one batch element meets an
+event and another's last step was rejected, Diffrax 0.7.2 returns that rejected
+candidate as the latter's final state.)
 
 Semantics in detail
 -------------------
@@ -61,14 +64,14 @@ Gradients
 ---------
 Everything is ordinary JAX code, so reverse-mode autodiff runs through the loop:
 
-- between events, through the solver steps (Diffrax's
-  ``RecursiveCheckpointAdjoint``: discretise-then-optimise, exact for the
-  discrete solution);
+- between events, through the solver steps (discretise-then-optimise, exact
+  for the discrete solution; with ``stepping="solve"`` through Diffrax's
+  ``RecursiveCheckpointAdjoint``);
 - at a spike, by the implicit function theorem applied to
   ``c(y(t*; theta); theta) = 0``: ``dt*/dtheta = -(dc/dtheta) / (dc/dt)`` with
   ``dc/dt = grad c . f`` from the model's own vector field, and the state at the
   spike gets ``dy/dtheta|_t + f dt*/dtheta`` (:func:`_attach_spike_gradient`).
-  The root found by Diffrax is detached first (:func:`_detached_condition`), so
+  The root found by the root finder is detached first (:func:`_detached_condition`), so
   nothing depends on the derivative of the dense interpolant, which is less
   accurate than the solution itself (measured: relative error 2e-7 on the
   derivative of a LIF spike time through Diffrax's own event gradient, 1e-16
@@ -258,8 +261,8 @@ def event_budget(net: Network, options: SimOptions, n_inputs: int, n_obs: int) -
         if d is not None:
             per_spike += 1 if d.ndim == 1 else net.populations[net.projections[j][1]].n
     events = n_inputs + n_obs + spike_budget(net, options) * per_spike + 2
-    if options.stepping == "single":  # one iteration per solver step as well
-        events += options.max_solver_steps
+    if options.stepping == "single" and not exact.closed_form_network(net.populations, options):
+        events += options.max_solver_steps  # one iteration per solver step as well
     return events
 
 
@@ -399,8 +402,10 @@ def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions
     Returns ``(t, y, hit, ok, dt, steps)`` like :func:`_integrate`. The step is
     ``min(dt, t1 - t0)`` long; if the controller rejects it, ``t`` stays ``t0`` and
     ``dt`` shrinks; if the watched condition crosses zero upwards inside it, the
-    crossing is located on the solver's dense interpolation (the same root finder
-    as Diffrax's event) and the step ends there. The next step starts from the
+    crossing is located on the solver's dense interpolation (the root finder that
+    Diffrax's event uses with ``stepping="solve"``; Newton's slope here is the
+    interpolant's own derivative, the exact derivative of the function whose root
+    is sought) and the step ends there. The next step starts from the
     controller's proposal, so consecutive iterations continue one solve.
     """
     populations = net.populations
@@ -443,9 +448,18 @@ def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions
         def fn(t, _):
             return dyn.earliest_condition(frozen[1][0], frozen[0].evaluate(t), frozen[1][2])
 
-        sol = optx.root_find(fn, options.get_root_finder(dtype), jax.lax.stop_gradient(t_next),
-                             options=dict(lower=jax.lax.stop_gradient(t0),
-                                          upper=jax.lax.stop_gradient(t_next)), throw=False)
+        lo, hi = jax.lax.stop_gradient((t0, t_next))
+        # Under vmap the root finder's loop runs until the slowest sample has
+        # converged: a sample without a crossing gets the empty bracket
+        # [t_next, t_next] and stops after one iteration (instead of bisecting a
+        # bracket without a sign change down to the tolerance), and a sample with
+        # one starts from the secant through the step's end values.
+        lo = jnp.where(hit, lo, hi)
+        c_lo, c_hi = jax.lax.stop_gradient((c0, c1))
+        frac = jnp.where(hit, -c_lo / jnp.where(hit, c_hi - c_lo, 1.0), 1.0)
+        start = lo + jnp.clip(frac, 0.0, 1.0) * (hi - lo)
+        sol = optx.root_find(fn, options.get_root_finder(dtype), start,
+                             options=dict(lower=lo, upper=hi), throw=False)
         return jnp.where(hit, sol.value, t_next)
 
     t_hit = jax.lax.cond(eqxi.unvmap_any(hit), located, lambda: jax.lax.stop_gradient(t_next))
@@ -843,7 +857,11 @@ def _messages(net: Network, budget: int, max_spikes: int, opts: SimOptions) -> l
         f"before the end of the simulation (models: {models}). Raise it with the "
         f"option max_events=... (currently {opts.max_events}) or max_spikes=... "
         f"(currently {max_spikes} spikes); each input spike, observation time, spike "
-        f"re-arming and refractory end uses one iteration."
+        f"re-arming and refractory end uses one iteration"
+        + (f", and so does each solver step: max_solver_steps=... (currently "
+           f"{opts.max_solver_steps}) bounds the solver steps of the whole simulation "
+           f"with stepping='single'." if opts.stepping == "single" and opts.dt is None
+           else ".")
     )
     msgs[SPIKE_BUFFER] = (
         f"eventax_dsl.sim: more than max_spikes={max_spikes} spikes occurred; the "

@@ -11,9 +11,15 @@ Accuracy defaults follow the floating-point precision in use
 ========================  =================  ================
                           float64            float32
 ========================  =================  ================
-``rtol`` / ``atol``       1e-8 / 1e-8        1e-5 / 1e-5
+``rtol`` / ``atol``       1e-8 / 1e-8        1e-6 / 1e-6 (``stepping="single"``),
+                                             1e-5 / 1e-5 (``stepping="solve"``)
 root finder tolerance     1e-12              1e-6
 ========================  =================  ================
+
+In float32 the single-step default is tighter: at 1e-5 its spike-time error was
+5x that of one solve per event (steps no longer restart at events, so the
+controller's error is spread over longer steps); at 1e-6 it is below it and the
+simulation is still about 3x faster (figures in ``benchmarks/RESULTS.md``).
 
 The root finder tolerance is on the *time* of a spike (relative and absolute),
 Newton's method converges quadratically so a tight one costs one iteration more.
@@ -79,22 +85,25 @@ class SimOptions:
       adaptive steps, where a solve between two events takes a few steps; with a
       fixed ``dt``, Diffrax's own choice sized from ``max_solver_steps`` (a solve
       can take hundreds of steps). The gradients are the same either way.
-    - ``stepping``: ``"solve"`` (default) runs one :func:`diffrax.diffeqsolve` from
-      each event to the next, with a :class:`diffrax.Event` for spikes;
-      ``"single"`` takes *one* solver step per loop iteration (the controller's
-      proposal carried to the next, so consecutive iterations continue one solve)
-      and locates a crossing inside the step on the solver's dense interpolation
-      with the same root finder. Under ``jax.vmap`` the default pads every event's
-      solve to the batch's slowest sample (measured: a batch of 256 copies of one
-      sample runs 3.4x faster in float32, 4.3x in float64, than 256 different
+    - ``stepping``: ``"single"`` (default) takes *one* solver step per loop
+      iteration: Diffrax's solver and step-size controller are called directly,
+      the controller's proposal is carried to the next iteration (so consecutive
+      iterations continue one solve), and a crossing inside an accepted step is
+      located on the step's dense interpolation by the root finder below.
+      ``"solve"`` runs one :func:`diffrax.diffeqsolve` per interval between two
+      events, with a :class:`diffrax.Event` for spikes. Under ``jax.vmap`` the
+      latter pads every event's solve to the batch's slowest sample (256 copies of
+      one sample run 3.4x (float32) to 4.3x (float64) faster than 256 different
       samples); one step per iteration pads only the total count. Measured on QIF
-      5-20-3, batch 256, one core shared with a training run
-      (``python benchmarks/stepping.py [--x64]``): float64 forward+backward 3.7x (107 against 29 samples/s), forward
-      2.0x, spike-time error 5.1e-6 against 5.4e-6 ms; float32 3.1x and 1.8x, but
-      the error grows from 3.6e-3 to 1.9e-2 ms (steps no longer restart at
-      events). Ignored by networks solved entirely in closed form (LIF, LI), which
-      take no solver steps. The event
-      budget then also counts ``max_solver_steps`` iterations for the steps.
+      5-20-3, batch 256, one free core (``python benchmarks/stepping.py [--x64]``),
+      single against solve: float64 forward+backward 270 against 60 samples/s
+      (4.5x), spike-time error 5.1e-6 against 5.4e-6 ms; float32 (each at its
+      default tolerances, above) 825 against 284 samples/s (2.9x), error 8.7e-4
+      against 3.6e-3 ms. With
+      ``"single"`` the event budget also counts ``max_solver_steps`` iterations,
+      and ``max_solver_steps`` then bounds the solver steps of the *whole*
+      simulation (with ``"solve"``: of each interval between two events). Networks
+      solved entirely in closed form (LIF, LI) take no solver steps either way.
     - ``root_tol``: tolerance (relative and absolute) on the spike time of the
       default root finder, :class:`~eventax_dsl.sim.rootfind.SafeNewton`.
     - ``root_finder``: any ``optimistix`` root finder instead (it receives the
@@ -145,7 +154,7 @@ class SimOptions:
     integrator: Literal["auto", "numeric"] = "auto"  # exact integration: see eventax_dsl.sim.exact
     carry_step: bool = True
     adjoint_checkpoints: int | None = None
-    stepping: Literal["solve", "single"] = "solve"
+    stepping: Literal["solve", "single"] = "single"
 
     def __post_init__(self):
         if self.loop not in ("checkpointed", "scan"):
@@ -175,7 +184,7 @@ class SimOptions:
     def get_controller(self, dtype) -> dfx.AbstractStepSizeController:
         if self.dt is not None:
             return dfx.ConstantStepSize()
-        default = 1e-8 if self._is64(dtype) else 1e-5
+        default = 1e-8 if self._is64(dtype) else (1e-6 if self.stepping == "single" else 1e-5)
         rtol = default if self.rtol is None else self.rtol
         atol = default if self.atol is None else self.atol
         return dfx.PIDController(rtol=rtol, atol=atol, dtmax=self.dtmax, norm=self.get_error_norm())

@@ -10,8 +10,8 @@ the solve "fails". Spike times need a tolerance in *time*.
 :class:`SafeNewton` is the classic ``rtsafe`` scheme:
 
 - keep a bracket ``[lower, upper]`` in which ``c`` changes sign;
-- take a Newton step ``t - c/c'``; if it leaves the bracket (or ``c'`` has the
-  wrong sign), bisect instead;
+- take a Newton step ``t - c/c'``; if it leaves the closed bracket (or ``c'`` has
+  the wrong sign), bisect instead;
 - stop when the last step is below ``atol + rtol * |t|`` (or ``c == 0``).
 
 It always converges (bisection at worst halves the bracket), quadratically
@@ -75,7 +75,10 @@ class SafeNewton(optx.AbstractRootFinder):
         upper = jnp.where(below, state.upper, y)
         ok_slope = slope > 0
         newton = y - value / jnp.where(ok_slope, slope, jnp.ones_like(slope))
-        inside = ok_slope & (newton > lower) & (newton < upper)
+        # Inclusive: near convergence the Newton point rounds onto a bracket end
+        # (the root is within one ulp of it); rejecting it would bisect away from
+        # the root, and Newton would land on the same end again, every iteration.
+        inside = ok_slope & (newton >= lower) & (newton <= upper)
         new_y = jnp.where(inside, newton, lower + 0.5 * (upper - lower))
         hit_zero = value == 0
         new_y = jnp.where(hit_zero, y, new_y)
