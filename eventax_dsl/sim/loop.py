@@ -261,9 +261,15 @@ def event_budget(net: Network, options: SimOptions, n_inputs: int, n_obs: int) -
         if d is not None:
             per_spike += 1 if d.ndim == 1 else net.populations[net.projections[j][1]].n
     events = n_inputs + n_obs + spike_budget(net, options) * per_spike + 2
-    if options.stepping == "single" and not exact.closed_form_network(net.populations, options):
-        events += options.max_solver_steps  # one iteration per solver step as well
+    if _iterates_per_step(net, options):
+        events += options.max_solver_steps
     return events
+
+
+def _iterates_per_step(net: Network, options: SimOptions) -> bool:
+    """Does every solver step take a loop iteration of its own (``stepping="single"``
+    on a network that needs a solver)?"""
+    return options.stepping == "single" and not exact.closed_form_network(net.populations, options)
 
 
 # -------------------------------------------------------------- integration
@@ -434,19 +440,19 @@ def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions
     steps = jnp.where(h > 0, 1, 0).astype(jnp.int32)
     if fixed:
         dt_new = None
+    t_out = jnp.where(keep, t_next, t0)
+    y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), y1, y)
     if not any(type(p).SPIKING for p in populations):
-        t_out = jnp.where(keep, t_next, t0)
-        y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), y1, y)
         return t_out, y_out, jnp.asarray(False), ok, dt_new, steps
     c0 = dyn.earliest_condition(populations, y, watch)
     c1 = dyn.earliest_condition(populations, y1, watch)
     hit = keep & (c0 < 0) & (c1 >= 0)
     interp = solver.interpolation_cls(t0=t0, t1=t_next, **dense)
-    frozen = jax.lax.stop_gradient((interp, args))
+    f_interp, (f_pops, _, f_watch) = jax.lax.stop_gradient((interp, args))
 
     def located():
         def fn(t, _):
-            return dyn.earliest_condition(frozen[1][0], frozen[0].evaluate(t), frozen[1][2])
+            return dyn.earliest_condition(f_pops, f_interp.evaluate(t), f_watch)
 
         lo, hi = jax.lax.stop_gradient((t0, t_next))
         # Under vmap the root finder's loop runs until the slowest sample has
@@ -465,9 +471,8 @@ def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions
     t_hit = jax.lax.cond(eqxi.unvmap_any(hit), located, lambda: jax.lax.stop_gradient(t_next))
     y_hit = interp.evaluate(t_hit)
     t_spike, y_spike = _attach_spike_gradient(populations, t_hit, y_hit, refractory, watch, hit)
-    t_out = jnp.where(hit, t_spike, jnp.where(keep, t_next, t0))
-    y_out = jax.tree_util.tree_map(
-        lambda a, b, c: jnp.where(hit, a, jnp.where(keep, b, c)), y_spike, y1, y)
+    t_out = jnp.where(hit, t_spike, t_out)
+    y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y_out)
     return t_out, y_out, hit, ok, dt_new, steps
 
 
@@ -655,9 +660,9 @@ def simulate(
         t_hit, y1, hit, ok, dt_carry, steps = _integrate(net, c.y, t, t_stop, refractory, watch,
                                                          opts, dtype, c.dt_carry)
         hit = hit & ~any_now
-        t1 = jnp.where(hit, t_hit, t_stop)
-        if opts.stepping == "single":  # one step may end before t_stop
-            t1 = jnp.where(hit | any_now, t1, t_hit)
+        # one solver step may end before t_stop: it returns where it ended (t when
+        # something spikes now, as then the step has length 0)
+        t1 = t_hit if opts.stepping == "single" else jnp.where(hit, t_hit, t_stop)
 
         # ---- who spikes: the crossing term (if it is a spike, not a re-arming),
         # and every armed neuron already past threshold (within root tolerance).
@@ -860,8 +865,7 @@ def _messages(net: Network, budget: int, max_spikes: int, opts: SimOptions) -> l
         f"re-arming and refractory end uses one iteration"
         + (f", and so does each solver step: max_solver_steps=... (currently "
            f"{opts.max_solver_steps}) bounds the solver steps of the whole simulation "
-           f"with stepping='single'." if opts.stepping == "single" and opts.dt is None
-           else ".")
+           f"with stepping='single'." if _iterates_per_step(net, opts) else ".")
     )
     msgs[SPIKE_BUFFER] = (
         f"eventax_dsl.sim: more than max_spikes={max_spikes} spikes occurred; the "
