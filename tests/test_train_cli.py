@@ -8,6 +8,7 @@
 - MNIST, delayed XOR and ``--devices 2`` (slow: each compiles its own programs).
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -168,6 +169,26 @@ def test_clear_errors(tmp_path, capsys, argv, message):
     assert err.startswith("eventax-train: error: ") and message in err
     if "no_such_model" in message:
         assert "qif" in err and "lif" in err  # lists the library
+
+
+def test_solver_and_stepping_reach_the_simulator():
+    import diffrax as dfx  # noqa: PLC0415
+
+    from eventax_dsl.train.cli import _parser  # noqa: PLC0415
+
+    args = _parser().parse_args(["yinyang", "--solver", "dopri8", "--stepping", "solve"])
+    assert (args.solver, args.stepping) == ("dopri8", "solve")
+    cfg = TrainConfig(task="yinyang", model="qif", hidden=(4,), solver="dopri8", stepping="solve",
+                      init_gain=1.0, batch_size=8, train_size=16, val_size=8, test_size=8,
+                      progress=False, plots=False)
+    options = Trainer(cfg).options
+    assert options.stepping == "solve" and isinstance(options.get_solver(), dfx.Dopri8)
+    assert Trainer(dataclasses.replace(cfg, solver="tsit5", stepping="single")).options.stepping \
+        == "single"
+    with pytest.raises(ValueError, match="unknown solver 'rk4'; choose one of: tsit5"):
+        TrainConfig(solver="rk4").resolved()
+    with pytest.raises(ValueError, match="stepping must be one of single, solve, got 'each'"):
+        TrainConfig(stepping="each").resolved()
 
 
 @pytest.mark.parametrize("message, expected, hint", [

@@ -16,6 +16,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ..sim.options import SOLVERS
 from .readout import LOSSES, PUSH_LOSSES
 
 __all__ = [
@@ -115,6 +116,8 @@ def load_model(spec: str) -> type:
 
 #: ``TrainConfig.parallel``: one program per device (threads) or spanning them (GSPMD).
 PARALLEL = ("threads", "gspmd")
+#: ``TrainConfig.stepping``: one solver step per event-loop iteration, or one solve per event.
+STEPPING = ("single", "solve")
 
 
 @dataclasses.dataclass
@@ -140,6 +143,9 @@ class TrainConfig:
 
     **Simulation**: ``amos`` (at most one spike per neuron), ``x64``,
     ``max_spikes_per_neuron`` (spike buffer / event budget), ``rtol``/``atol``,
+    ``solver`` (a name in :data:`eventax_dsl.sim.options.SOLVERS`, default
+    ``"tsit5"``), ``stepping`` (``"single"``, default, or ``"solve"``; both as in
+    :class:`~eventax_dsl.sim.SimOptions`),
     ``delay`` (ms: an axonal transmission delay on every projection between
     populations, trained with the weights; ``None``: spikes arrive at once).
 
@@ -191,6 +197,8 @@ class TrainConfig:
     max_spikes_per_neuron: int | None = None
     rtol: float | None = None
     atol: float | None = None
+    solver: str = "tsit5"
+    stepping: str = "single"
     tau0: float = 0.5
     tau1: float = 6.4
     alpha: float = 3e-3
@@ -277,6 +285,10 @@ class TrainConfig:
                              "has --tau0 (its logits are -t/tau0)")
         if cfg.task == "xor" and len(cfg.hidden) != 1:
             raise ValueError(f"xor uses one recurrent hidden population; got hidden={cfg.hidden}")
+        if cfg.solver not in SOLVERS:
+            raise ValueError(f"unknown solver {cfg.solver!r}; choose one of: {', '.join(SOLVERS)}")
+        if cfg.stepping not in STEPPING:
+            raise ValueError(f"stepping must be one of {', '.join(STEPPING)}, got {cfg.stepping!r}")
         if cfg.parallel not in PARALLEL:
             raise ValueError(f"parallel must be one of {', '.join(PARALLEL)}, got {cfg.parallel!r}")
         if cfg.devices is not None:

@@ -133,7 +133,7 @@ class Trainer:
             if cfg.max_spikes_per_neuron is not None:
                 max_spikes = max(1, cfg.max_spikes_per_neuron * n_spiking)
             self.options = SimOptions(amos=cfg.amos, max_spikes=max_spikes, rtol=cfg.rtol,
-                                      atol=cfg.atol)
+                                      atol=cfg.atol, solver=cfg.solver, stepping=cfg.stepping)
             # for error messages: the per-neuron budget the simulator will use
             self._spikes_per_neuron = spike_budget(net, self.options) // max(n_spiking, 1)
             self.batches_per_epoch = len(self.data.train) // cfg.batch_size
