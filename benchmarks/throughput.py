@@ -22,7 +22,8 @@ after compilation, the median wall time of ``--repeats`` calls of
 plus the compile times, and the spike-time error: the largest
 ``|t - t_ref|`` (ms) over output first-spike times, against a float64 run with
 tight tolerances (``rtol = atol = 1e-12``, root tolerance ``1e-13``) of the same
-network on the same inputs. ``spiking`` is the fraction of finite output times
+network on the same inputs, and the largest relative error ``|t - t_ref| / t_ref``.
+``spiking`` is the fraction of finite output times
 (a mismatch in which outputs spike counts as an infinite error).
 
 Each precision runs in its own process (``jax_enable_x64`` is process-wide),
@@ -38,6 +39,8 @@ import os
 import subprocess
 import sys
 import tempfile
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -170,16 +173,26 @@ def _run_worker(spec: dict) -> list[dict]:
             return json.load(f)
 
 
-def _error(times, ref) -> tuple[float, int]:
-    """Largest |t - t_ref| over outputs that spike in both runs, and the number of
-    outputs that spike in one run only (e.g. a spike within the error of t_max)."""
-    import numpy as np  # noqa: PLC0415
+def _error(times, ref) -> tuple[tuple[float, float], int]:
+    """``((max, median) of |t - t_ref| in ms, mismatches)`` over outputs that spike in
+    both runs; mismatches: outputs that spike in one run only (e.g. a spike within the
+    error of t_max)."""
+    d, mismatch = _deviations(times, ref)
+    return (float(d.max()), float(np.median(d))) if d.size else (0.0, 0.0), mismatch
 
+
+def _relative_error(times, ref) -> float:
+    """The largest ``|t - t_ref| / t_ref`` over outputs that spike in both runs."""
+    d, _ = _deviations(times, ref, relative=True)
+    return float(d.max()) if d.size else 0.0
+
+
+def _deviations(times, ref, relative: bool = False):
     t, r = np.asarray(times, float), np.asarray(ref, float)
     both = np.isfinite(t) & np.isfinite(r)
     mismatch = int(np.sum(np.isfinite(t) != np.isfinite(r)))
     d = np.abs(t[both] - r[both])
-    return (float(d.max()), float(np.median(d))) if both.any() else (0.0, 0.0), mismatch
+    return (d / r[both] if relative else d), mismatch
 
 
 def main(argv=None) -> None:
@@ -249,16 +262,17 @@ def main(argv=None) -> None:
     for row in rows:
         ref = next(r for r in reference if all(r[k] == row[k] for k in ("model", "layers", "batch")))
         row["spike_error_ms"], row["spike_mismatch"] = _error(row["times"], ref["times"])
+        row["spike_error_rel"] = _relative_error(row["times"], ref["times"])
         row["spiking"] = sum(t < float("inf") for ts in ref["times"] for t in ts) / max(
             sum(len(ts) for ts in ref["times"]), 1
         )
     print()
     print(
         "| model | net | batch | dtype | devices | forward samples/s | fwd+bwd samples/s "
-        "| compile fwd / fwd+bwd (s) | spike-time error max / median (ms) | outputs spiking "
-        "| spike/no-spike mismatches |"
+        "| compile fwd / fwd+bwd (s) | spike-time error max / median (ms) | relative error max "
+        "| outputs spiking | spike/no-spike mismatches |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         net = "5-" + "-".join(str(n) for n in r["layers"])
         fwd = r["batch"] / r["fwd_s"]
@@ -267,7 +281,7 @@ def main(argv=None) -> None:
         print(
             f"| {r['model']} | {net} | {r['batch']} | {r['dtype']} | {r['devices']} | {fwd:.0f} "
             f"| {grad} | {r['compile_fwd_s']:.0f} / {cgrad} | {r['spike_error_ms'][0]:.1e} / {r['spike_error_ms'][1]:.1e} "
-            f"| {r['spiking']:.0%} | {r['spike_mismatch']} |"
+            f"| {r['spike_error_rel']:.1e} | {r['spiking']:.0%} | {r['spike_mismatch']} |"
         )
     if args.json:
         with open(args.json, "w") as f:
