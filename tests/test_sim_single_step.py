@@ -102,5 +102,5 @@ def test_budget_error_names_max_solver_steps():
 
 
 def test_bad_stepping_is_rejected():
-    with pytest.raises(ValueError, match="stepping must be 'solve' or 'single'"):
+    with pytest.raises(ValueError, match="stepping must be one of single, solve, got 'fused'"):
         SimOptions(stepping="fused")

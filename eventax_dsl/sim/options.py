@@ -43,6 +43,8 @@ ADAPTIVE_CHECKPOINTS = 8
 #: Explicit Runge-Kutta solvers by name: ``SimOptions(solver="dopri8")``,
 #: ``eventax-train --solver dopri8``.
 SOLVERS = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5, "dopri8": dfx.Dopri8, "bosh3": dfx.Bosh3}
+#: ``SimOptions.stepping``: one solver step per event-loop iteration, or one solve per event.
+STEPPING = ("single", "solve")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,8 +184,8 @@ class SimOptions:
         if isinstance(self.solver, str) and self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; by name: {', '.join(SOLVERS)} "
                              "(or pass a diffrax solver)")
-        if self.stepping not in ("solve", "single"):
-            raise ValueError(f"stepping must be 'solve' or 'single', got {self.stepping!r}")
+        if self.stepping not in STEPPING:
+            raise ValueError(f"stepping must be one of {', '.join(STEPPING)}, got {self.stepping!r}")
         if self.dt is not None and not self.dt > 0:
             raise ValueError(f"dt must be positive, got {self.dt!r}")
 

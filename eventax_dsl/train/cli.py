@@ -23,8 +23,8 @@ import argparse
 import sys
 import time
 
-from ..sim.options import SOLVERS
-from .config import LR_SCHEDULES, PARALLEL, STEPPING, TASK_DEFAULTS, TASKS, TrainConfig
+from ..sim.options import SOLVERS, STEPPING
+from .config import LR_SCHEDULES, PARALLEL, TASK_DEFAULTS, TASKS, TrainConfig
 from .readout import LOSSES
 
 __all__ = ["main"]

@@ -16,7 +16,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..sim.options import SOLVERS
+from ..sim.options import SimOptions
 from .readout import LOSSES, PUSH_LOSSES
 
 __all__ = [
@@ -116,8 +116,6 @@ def load_model(spec: str) -> type:
 
 #: ``TrainConfig.parallel``: one program per device (threads) or spanning them (GSPMD).
 PARALLEL = ("threads", "gspmd")
-#: ``TrainConfig.stepping``: one solver step per event-loop iteration, or one solve per event.
-STEPPING = ("single", "solve")
 
 
 @dataclasses.dataclass
@@ -285,10 +283,7 @@ class TrainConfig:
                              "has --tau0 (its logits are -t/tau0)")
         if cfg.task == "xor" and len(cfg.hidden) != 1:
             raise ValueError(f"xor uses one recurrent hidden population; got hidden={cfg.hidden}")
-        if cfg.solver not in SOLVERS:
-            raise ValueError(f"unknown solver {cfg.solver!r}; choose one of: {', '.join(SOLVERS)}")
-        if cfg.stepping not in STEPPING:
-            raise ValueError(f"stepping must be one of {', '.join(STEPPING)}, got {cfg.stepping!r}")
+        SimOptions(solver=cfg.solver, stepping=cfg.stepping)  # validates both
         if cfg.parallel not in PARALLEL:
             raise ValueError(f"parallel must be one of {', '.join(PARALLEL)}, got {cfg.parallel!r}")
         if cfg.devices is not None:
