@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import sympy as sp  # noqa: E402
 
-from eventax_dsl.sim import Network, SimOptions  # noqa: E402
+from eventax_dsl.sim import Network, SimOptions, simulate  # noqa: E402
 from eventax_dsl.sim.exact import closed_form_network  # noqa: E402
 from eventax_dsl.train.quadrature import QUADRATURE_STATES, SPIKE_CONDITION  # noqa: E402
 from eventax_dsl.train import (  # noqa: E402
@@ -155,6 +155,48 @@ def test_revive_term_counts_only_dead_neurons():
     np.testing.assert_allclose(float(revive_term(c, dead)), (0.3 + 1.2 + 0.7 + 0.4) / 2, rtol=1e-14)
     g = np.asarray(jax.grad(lambda m: revive_term(m, dead))(c))
     np.testing.assert_array_equal(g, -np.array([[1.0, 0.0, 1.0]] * 2) / 2)
+
+
+def test_silent_and_dead_terms_do_not_depend_on_the_models_voltage_unit():
+    """The same LIF network written in two voltage units: threshold 1 and weights w,
+    or threshold 40 and weights 40 w (every voltage 40 times larger, the same spikes).
+    The silent target's mean spike condition and the dead hidden neuron's condition
+    are read in units of the distance from rest to threshold (``condition_scale``),
+    so both read-outs give the same scores, dead-neuron values and loss; the raw
+    conditions differ by the factor 40."""
+    from eventax_dsl.train.engine import batch_loss  # noqa: PLC0415
+    from eventax_dsl.train.readout import condition_scale  # noqa: PLC0415
+
+    LIF = load_model("lif")
+    w_in = jnp.array([[6.0, 0.5], [5.0, 0.4]])  # hidden 0 fires, hidden 1 stays below
+    w_out = jnp.array([[7.0, 0.6, 0.5], [0.3, 0.2, 0.1]])  # output 0 fires, 1 and 2 do not
+    readout = Readout(kind="ttfs", t_end=T_MAX, silent_push=1.0, revive=1.0)
+    x = jnp.array([[2.0, 6.0]])
+    opts = SimOptions(rtol=1e-12, atol=1e-12)
+    got = []
+    for k in (1.0, 40.0):
+        hid, out = LIF.create(2, v_th=k), LIF.create(3, v_th=k)
+        net = Network.create([hid, out], 2, [("input", 0), (0, 1)], key=jr.key(0))
+        net = eqx.tree_at(lambda n: (n.weights[0]["w"], n.weights[1]["w"]), net,
+                          (k * w_in, k * w_out))
+        net = attach_quadrature(net, readout.quadrature, readout.tau)
+        np.testing.assert_allclose(np.asarray(condition_scale(net.populations[0])), [k, k])
+        scores, (c_end, spiked) = jax.jit(
+            lambda n: readout.forward(n, x[0], jnp.asarray(0.0), opts, hidden=True))(net)
+        raw = net.populations[0].spike_conditions(
+            simulate(net, x[0], T_MAX, options=opts, record_spikes=False).state[0])
+        params, static = eqx.partition(net, eqx.is_inexact_array)
+        loss, _ = batch_loss(params, static, x, jnp.array([1]), jnp.zeros(1), readout, opts)
+        got.append((np.asarray(scores), np.asarray(c_end), np.asarray(spiked), float(loss),
+                    float(raw[1])))
+    (s1, c1, sp1, l1, r1), (s40, c40, sp40, l40, r40) = got
+    assert list(sp1) == list(sp40) == [True, False]
+    assert np.isfinite(s1[0, 0]) and not np.isfinite(s1[0, 1:]).any()  # target 1 silent
+    assert s1[1, 1] < 0 and c1[1] < 0  # below threshold
+    np.testing.assert_allclose(s40, s1, rtol=1e-9)
+    np.testing.assert_allclose(c40, c1, rtol=1e-9)
+    np.testing.assert_allclose(l40, l1, rtol=1e-9)
+    assert r1 < 0 and abs(r40 / r1 - 40.0) < 1e-6  # the raw conditions differ
 
 
 @pytest.mark.parametrize("kind", ["ttfs", "integral"])

@@ -349,7 +349,7 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
         if readout.voltage:
             scores = readout.voltage_scores(mine, ti)
         else:
-            scores = readout.ttfs_scores(res.first_spike[net.output], mine)
+            scores = readout.ttfs_scores(net, res.first_spike[net.output], mine)
         ids = jnp.where(res.spike_ids >= 0, res.spike_ids, n_neurons)
         counts = jnp.zeros((n_neurons,), jnp.int32).at[ids].add(1, mode="drop")
         first = jnp.min(res.first_spike[first_pop], initial=jnp.inf)

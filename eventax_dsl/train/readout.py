@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from ..sim import simulate
 from . import losses
 from .quadrature import SPIKE_CONDITION
 
-__all__ = ["LOSSES", "PUSH_LOSSES", "Readout"]
+__all__ = ["LOSSES", "PUSH_LOSSES", "Readout", "condition_scale"]
 
 #: Loss names accepted by :class:`Readout` (and ``eventax-train --loss``).
 LOSSES = ("ttfs", "max", "integral", "exp-integral")
@@ -184,20 +185,22 @@ class Readout:
             return z
         return jnp.stack([z, losses.flat_max_sag(observed[self.observable], z)])
 
-    def ttfs_scores(self, t_first, observed):
+    def ttfs_scores(self, net, t_first, observed):
         """TTFS scores of one sample from its first spike times (``(n_out,)``).
 
         Without ``silent_push`` these are the times themselves. With it, ``(2, n_out)``:
         the times, and each output's mean spike condition ``q_int(T) / T`` over
-        ``[0, T]`` (0 where the simulation stopped early because every output had
-        spiked: the observation slot at ``T`` was never reached, and the loss uses the
-        mean only for a silent target, for which the simulation always runs to ``T``).
+        ``[0, T]``, in units of the output population's :func:`condition_scale` (0
+        where the simulation stopped early because every output had spiked: the
+        observation slot at ``T`` was never reached, and the loss uses the mean only
+        for a silent target, for which the simulation always runs to ``T``).
         """
         if not self.pushes:
             return t_first
         q = observed["q_int"][0]
         q = jnp.where(jnp.isfinite(q), q, jnp.zeros_like(q))
-        return jnp.stack([t_first, q / self.t_end])
+        scale = condition_scale(net.populations[net.output])
+        return jnp.stack([t_first, q / (self.t_end * scale)])
 
     def forward(self, net, input_times, t0, options, *, hidden: bool = False):
         """Scores of one sample: first spike times (see :meth:`ttfs_scores`) or logits.
@@ -212,7 +215,7 @@ class Readout:
             res = simulate(net, input_times, self.t_end, options=options,
                            obs_times=self.obs_times(t0) if self.pushes else None,
                            stop_when_output_spiked=True, record_spikes=False)
-            scores = self.ttfs_scores(res.first_spike[net.output], res.observed)
+            scores = self.ttfs_scores(net, res.first_spike[net.output], res.observed)
             return (scores, self.hidden_activity(net, res)) if hidden else scores
         times = self.obs_times(t0)
         if not hidden:
@@ -225,14 +228,16 @@ class Readout:
     def hidden_activity(net, res):
         """``(c_end, spiked)`` of the spiking hidden neurons (every spiking population but
         the output, concatenated in population order) of one simulation ``res``: the
-        spike condition at the time the simulation stopped, and whether the neuron
-        spiked before it."""
+        spike condition at the time the simulation stopped, in units of
+        :func:`condition_scale`, and whether the neuron spiked before it."""
         hidden = [p for p, pop in enumerate(net.populations)
                   if type(pop).SPIKING and p != net.output]
         if not hidden:
             empty = jnp.zeros((0,), res.t.dtype)
             return empty, empty.astype(bool)
-        c = jnp.concatenate([net.populations[p].spike_conditions(res.state[p]) for p in hidden])
+        pops = net.populations
+        c = jnp.concatenate([pops[p].spike_conditions(res.state[p]) / condition_scale(pops[p])
+                             for p in hidden])
         spiked = jnp.concatenate([jnp.isfinite(res.first_spike[p]) for p in hidden])
         return c, spiked
 
@@ -257,3 +262,20 @@ class Readout:
         if self.kind == "ttfs":
             return losses.ttfs_predict(scores[..., 0, :] if self.pushes else scores)
         return losses.voltage_predict(scores[..., 0, :] if self.pushes else scores)
+
+
+def condition_scale(population):
+    """Each neuron's distance below threshold in its initial state: ``(n,)``.
+
+    The silent-target and dead-neuron terms (``silent_push``, ``revive``) are
+    distances below threshold, measured with the model's spike condition ``c``,
+    whose unit is the model's: ``v - 1`` for ``lif`` (dimensionless), ``phi - 1`` for
+    ``qif``, but ``v - 30 mV`` for ``izhikevich``, whose resting neuron sits 100 mV
+    below its cut-off. Divided by this scale, ``-c(s0) / scale = 1`` at rest for every
+    model, so one weight means the same push whatever the model's units (without it
+    the Izhikevich terms were 100 times, and the EIF terms 25 times, those of LIF).
+    ``-c(s0)`` where the initial state ``s0`` is below threshold, else 1; no gradient
+    (a scale, not a parameter's effect).
+    """
+    c0 = jax.lax.stop_gradient(population.spike_conditions(population.initial_state()))
+    return jnp.where(c0 < 0, -c0, jnp.ones_like(c0))
