@@ -147,7 +147,8 @@ UNLABELLED = {"task", "model", "readout_model", "amos", "hidden", "loss", "seed"
               "plot_points", "eval_batch_size", "checkpoint_every", "data_dir", "devices", "parallel",
               "sample_clip", "silent_push", "revive", "lr_schedule", "decay_epochs"}
 SHORT = {"batch_size": "b", "weight_decay": "wd", "label_smoothing": "smooth",
-         "logit_scale": "scale", "max_spikes_per_neuron": "maxspikes"}
+         "logit_scale": "scale", "max_spikes_per_neuron": "maxspikes",
+         "condition_units": "units"}
 
 
 def labels(cfg: TrainConfig) -> tuple[str, str]:

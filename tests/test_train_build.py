@@ -58,6 +58,11 @@ def test_config_defaults_validation_and_json_roundtrip():
     del older["revive"]  # a checkpoint from before the dead-neuron term resumes without it
     assert TrainConfig.from_json(older).resolved().revive == 0.0
     assert TrainConfig(task="yinyang", silent_push=0.0).resolved().silent_push == 0.0
+    # those two terms read spike conditions in units of the resting distance to threshold,
+    # except in checkpoints written before that, which resume in the models' own units
+    assert ttfs.condition_units == "rest"
+    del older["condition_units"]
+    assert TrainConfig.from_json(older).resolved().condition_units == "raw"
     # logit scale and label smoothing: 10 and 0.1 for xor's voltage losses, 10 and 0 for
     # mnist's, 1 and 0 elsewhere (ttfs too), 1 and 0 for checkpoints written before they existed
     assert (cfg.logit_scale, cfg.label_smoothing) == (10.0, 0.1)
@@ -81,6 +86,7 @@ def test_config_defaults_validation_and_json_roundtrip():
     for bad, message in [(dict(loss="integral", silent_push=1.0), "applies to the ttfs and max losses only"),
                          (dict(silent_push=-1.0), "invalid silent_push"),
                          (dict(revive=-1.0), "invalid revive"),
+                         (dict(condition_units="mV"), "condition_units must be one of rest, raw"),
                          (dict(task="cifar"), "unknown task 'cifar'"),
                          (dict(loss="hinge"), "unknown loss 'hinge'"),
                          (dict(lr=-1.0), "invalid lr"),

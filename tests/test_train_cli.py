@@ -171,18 +171,22 @@ def test_clear_errors(tmp_path, capsys, argv, message):
         assert "qif" in err and "lif" in err  # lists the library
 
 
-def test_solver_and_stepping_reach_the_simulator():
+def test_solver_stepping_and_condition_units_reach_the_trainer():
     import diffrax as dfx  # noqa: PLC0415
 
     from eventax_dsl.train.cli import _parser  # noqa: PLC0415
 
-    args = _parser().parse_args(["yinyang", "--solver", "dopri8", "--stepping", "solve"])
-    assert (args.solver, args.stepping) == ("dopri8", "solve")
+    args = _parser().parse_args(["yinyang", "--solver", "dopri8", "--stepping", "solve",
+                                 "--condition-units", "raw"])
+    assert (args.solver, args.stepping, args.condition_units) == ("dopri8", "solve", "raw")
     cfg = TrainConfig(task="yinyang", model="qif", hidden=(4,), solver="dopri8", stepping="solve",
                       init_gain=1.0, batch_size=8, train_size=16, val_size=8, test_size=8,
                       progress=False, plots=False)
-    options = Trainer(cfg).options
+    trainer = Trainer(cfg)
+    options = trainer.options
     assert options.stepping == "solve" and isinstance(options.get_solver(), dfx.Dopri8)
+    assert trainer.readout.condition_units == "rest"
+    assert Trainer(dataclasses.replace(cfg, condition_units="raw")).readout.condition_units == "raw"
     assert Trainer(dataclasses.replace(cfg, solver="tsit5", stepping="single")).options.stepping \
         == "single"
     with pytest.raises(ValueError, match="unknown solver 'rk4'; by name: tsit5, dopri5"):

@@ -187,8 +187,12 @@ def test_silent_and_dead_terms_do_not_depend_on_the_models_voltage_unit():
             simulate(net, x[0], T_MAX, options=opts, record_spikes=False).state[0])
         params, static = eqx.partition(net, eqx.is_inexact_array)
         loss, _ = batch_loss(params, static, x, jnp.array([1]), jnp.zeros(1), readout, opts)
+        raw_units = dataclasses.replace(readout, condition_units="raw")
+        _, (c_raw, _) = jax.jit(
+            lambda n: raw_units.forward(n, x[0], jnp.asarray(0.0), opts, hidden=True))(net)
         got.append((np.asarray(scores), np.asarray(c_end), np.asarray(spiked), float(loss),
                     float(raw[1])))
+        np.testing.assert_allclose(float(c_raw[1]), float(raw[1]), rtol=1e-9)  # model units
     (s1, c1, sp1, l1, r1), (s40, c40, sp40, l40, r40) = got
     assert list(sp1) == list(sp40) == [True, False]
     assert np.isfinite(s1[0, 0]) and not np.isfinite(s1[0, 1:]).any()  # target 1 silent

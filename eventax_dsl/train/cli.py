@@ -25,7 +25,7 @@ import time
 
 from ..sim.options import SOLVERS, STEPPING
 from .config import LR_SCHEDULES, PARALLEL, TASK_DEFAULTS, TASKS, TrainConfig
-from .readout import LOSSES
+from .readout import CONDITION_UNITS, LOSSES
 
 __all__ = ["main"]
 
@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="weight of the term that raises hidden neurons that spiked in none "
                         "of a batch's samples towards threshold (any loss; default 1 for ttfs "
                         "and max, 0 = off for the integrals; docs/training.md)")
+    g.add_argument("--condition-units", choices=CONDITION_UNITS, default=S,
+                   help="the spike condition in the --silent-push and --revive terms: 'rest' "
+                        "(default), in units of each neuron's distance below threshold at "
+                        "rest, so one weight means the same for every model; 'raw', the "
+                        "model's own units (runs before session 22)")
     g.add_argument("--label-smoothing", type=float, default=S,
                    help="label smoothing of the cross-entropy in [0, 1) (default 0; xor "
                         "with a voltage loss 0.1): gives the logits a finite optimum "

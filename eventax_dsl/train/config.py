@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 
 from ..sim.options import SimOptions
-from .readout import LOSSES, PUSH_LOSSES
+from .readout import LOSSES, PUSH_LOSSES, check_condition_units
 
 __all__ = [
-    "COSINE_FINAL", "LR_SCHEDULES", "MAX_SILENT_PUSH", "MODEL_DIR", "REVIVE", "REVIVE_LOSSES",
-    "SAMPLE_CLIP", "SILENT_PUSH", "TASKS", "TASK_DEFAULTS", "TrainConfig", "VOLTAGE_DEFAULTS",
+    "COSINE_FINAL", "LR_SCHEDULES", "MAX_SILENT_PUSH", "MODEL_DIR", "REVIVE",
+    "REVIVE_LOSSES", "SAMPLE_CLIP", "SILENT_PUSH", "TASKS", "TASK_DEFAULTS", "TrainConfig", "VOLTAGE_DEFAULTS",
     "load_model", "remedy_defaults", "resolve_model",
 ]
 
@@ -151,7 +151,10 @@ class TrainConfig:
     default ``SILENT_PUSH`` for ``ttfs``, ``MAX_SILENT_PUSH`` for ``max``, 0 = off;
     docs/training.md), ``revive`` (weight of the
     dead-hidden-neuron term, any loss; default ``REVIVE`` for ``ttfs`` and ``max``, 0 = off
-    for the integral losses; docs/training.md), ``max_grid`` and
+    for the integral losses; docs/training.md), ``condition_units`` (the unit of the
+    spike condition in those two terms, :data:`~eventax_dsl.train.readout.CONDITION_UNITS`:
+    ``"rest"``, the default, or ``"raw"``, as in runs written before it existed),
+    ``max_grid`` and
     ``hermite`` (``max``), ``exp_tau`` (``exp-integral``; default ``t_max``),
     ``label_smoothing`` (of the cross-entropy, every loss; 0 = off: bounds how far
     training pushes the logits of samples already classified correctly),
@@ -202,6 +205,7 @@ class TrainConfig:
     alpha: float = 3e-3
     silent_push: float | None = None
     revive: float | None = None
+    condition_units: str = "rest"
     max_grid: int = 50
     hermite: bool = True
     exp_tau: float | None = None
@@ -278,6 +282,7 @@ class TrainConfig:
         if cfg.silent_push and cfg.loss not in PUSH_LOSSES:
             raise ValueError(f"silent_push applies to the ttfs and max losses only, not "
                              f"{cfg.loss}: the integrals have a gradient for every output")
+        check_condition_units(cfg.condition_units)
         if cfg.logit_scale != 1.0 and cfg.loss == "ttfs":
             raise ValueError("logit_scale applies to the voltage losses only; the ttfs loss "
                              "has --tau0 (its logits are -t/tau0)")
@@ -315,6 +320,8 @@ class TrainConfig:
                 d["sample_clip"] = 0.0
         if "revive" not in d:  # written before the dead-neuron term existed
             d["revive"] = 0.0
+        # written before the terms were scaled: their conditions were read in model units
+        d.setdefault("condition_units", "raw")
         d.setdefault("logit_scale", 1.0)  # written before these two existed
         d.setdefault("label_smoothing", 0.0)
         if d.get("hidden") is not None:

@@ -38,13 +38,25 @@ from ..sim import simulate
 from . import losses
 from .quadrature import SPIKE_CONDITION
 
-__all__ = ["LOSSES", "PUSH_LOSSES", "Readout", "condition_scale"]
+__all__ = ["CONDITION_UNITS", "LOSSES", "PUSH_LOSSES", "Readout", "check_condition_units",
+           "condition_scale"]
 
 #: Loss names accepted by :class:`Readout` (and ``eventax-train --loss``).
 LOSSES = ("ttfs", "max", "integral", "exp-integral")
 #: Losses with a silent-target term (``silent_push``): an output that never spikes (TTFS)
 #: or never rises above its start (max) has no gradient; the integrals always have one.
 PUSH_LOSSES = ("ttfs", "max")
+#: Units of the spike condition in the silent-target and dead-neuron terms: ``"rest"``,
+#: each neuron's distance below threshold at rest (:func:`condition_scale`; the
+#: default), or ``"raw"``, the model's own units (training runs before session 22).
+CONDITION_UNITS = ("rest", "raw")
+
+
+def check_condition_units(value: str) -> None:
+    """Raise a ``ValueError`` unless ``value`` is one of :data:`CONDITION_UNITS`."""
+    if value not in CONDITION_UNITS:
+        raise ValueError(f"condition_units must be one of {', '.join(CONDITION_UNITS)}, "
+                         f"got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +79,9 @@ class Readout:
       value at the window start has no gradient).
     - ``revive``: the weight of the dead-neuron term
       :func:`~eventax_dsl.train.losses.revive_term` in the training loss (``0``: off).
+    - ``condition_units``: the unit of the spike conditions that the silent-target
+      (TTFS) and dead-neuron terms read: ``"rest"``, each neuron's distance below
+      threshold at rest (:func:`condition_scale`), or ``"raw"``, the model's own.
     - ``label_smoothing``: of the softmax cross-entropy, every loss
       (:func:`~eventax_dsl.train.losses.cross_entropy`; ``0``: off).
     - ``logit_scale``: voltage losses only, the factor applied to the logits before
@@ -87,6 +102,7 @@ class Readout:
     hermite: bool = True
     silent_push: float = 0.0
     revive: float = 0.0
+    condition_units: str = "rest"
     label_smoothing: float = 0.0
     logit_scale: float = 1.0
 
@@ -104,6 +120,7 @@ class Readout:
                              "integrals have a gradient for every output)")
         if not self.revive >= 0:
             raise ValueError(f"revive must be >= 0, got {self.revive}")
+        check_condition_units(self.condition_units)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not self.logit_scale > 0:
@@ -190,7 +207,7 @@ class Readout:
 
         Without ``silent_push`` these are the times themselves. With it, ``(2, n_out)``:
         the times, and each output's mean spike condition ``q_int(T) / T`` over
-        ``[0, T]``, in units of the output population's :func:`condition_scale` (0
+        ``[0, T]``, in units of the output population's :meth:`condition_scale` (0
         where the simulation stopped early because every output had spiked: the
         observation slot at ``T`` was never reached, and the loss uses the mean only
         for a silent target, for which the simulation always runs to ``T``).
@@ -199,7 +216,7 @@ class Readout:
             return t_first
         q = observed["q_int"][0]
         q = jnp.where(jnp.isfinite(q), q, jnp.zeros_like(q))
-        scale = condition_scale(net.populations[net.output])
+        scale = self.condition_scale(net.populations[net.output])
         return jnp.stack([t_first, q / (self.t_end * scale)])
 
     def forward(self, net, input_times, t0, options, *, hidden: bool = False):
@@ -224,19 +241,25 @@ class Readout:
                        record_spikes=False)  # what state_at runs, with the hidden state kept
         return self.voltage_scores(res.observed, t0), self.hidden_activity(net, res)
 
-    @staticmethod
-    def hidden_activity(net, res):
+    def condition_scale(self, population):
+        """The unit of ``population``'s spike conditions in the silent-target and
+        dead-neuron terms (``condition_units``): :func:`condition_scale`, or 1."""
+        if self.condition_units == "raw":
+            return 1.0
+        return condition_scale(population)
+
+    def hidden_activity(self, net, res):
         """``(c_end, spiked)`` of the spiking hidden neurons (every spiking population but
         the output, concatenated in population order) of one simulation ``res``: the
         spike condition at the time the simulation stopped, in units of
-        :func:`condition_scale`, and whether the neuron spiked before it."""
+        :meth:`condition_scale`, and whether the neuron spiked before it."""
         hidden = [p for p, pop in enumerate(net.populations)
                   if type(pop).SPIKING and p != net.output]
         if not hidden:
             empty = jnp.zeros((0,), res.t.dtype)
             return empty, empty.astype(bool)
         pops = net.populations
-        c = jnp.concatenate([pops[p].spike_conditions(res.state[p]) / condition_scale(pops[p])
+        c = jnp.concatenate([pops[p].spike_conditions(res.state[p]) / self.condition_scale(pops[p])
                              for p in hidden])
         spiked = jnp.concatenate([jnp.isfinite(res.first_spike[p]) for p in hidden])
         return c, spiked

@@ -123,6 +123,7 @@ class Trainer:
                                    tau1=cfg.tau1, alpha=cfg.alpha, exp_tau=cfg.exp_tau,
                                    grid=cfg.max_grid, hermite=cfg.hermite,
                                    silent_push=float(cfg.silent_push), revive=float(cfg.revive),
+                                   condition_units=cfg.condition_units,
                                    label_smoothing=float(cfg.label_smoothing),
                                    logit_scale=float(cfg.logit_scale))
             net = build_network(cfg.task, self.hidden_model, self.readout_model, cfg.hidden,
