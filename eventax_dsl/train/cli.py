@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="the spike condition in the --silent-push and --revive terms: 'rest' "
                         "(default), in units of each neuron's distance below threshold at "
                         "rest, so one weight means the same for every model; 'raw', the "
-                        "model's own units (runs before session 22)")
+                        "model's own units, as runs made before this option existed")
     g.add_argument("--label-smoothing", type=float, default=S,
                    help="label smoothing of the cross-entropy in [0, 1) (default 0; xor "
                         "with a voltage loss 0.1): gives the logits a finite optimum "

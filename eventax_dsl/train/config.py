@@ -20,8 +20,8 @@ from ..sim.options import SimOptions
 from .readout import LOSSES, PUSH_LOSSES, check_condition_units
 
 __all__ = [
-    "COSINE_FINAL", "LR_SCHEDULES", "MAX_SILENT_PUSH", "MODEL_DIR", "REVIVE",
-    "REVIVE_LOSSES", "SAMPLE_CLIP", "SILENT_PUSH", "TASKS", "TASK_DEFAULTS", "TrainConfig", "VOLTAGE_DEFAULTS",
+    "COSINE_FINAL", "LR_SCHEDULES", "MAX_SILENT_PUSH", "MODEL_DIR", "REVIVE", "REVIVE_LOSSES",
+    "SAMPLE_CLIP", "SILENT_PUSH", "TASKS", "TASK_DEFAULTS", "TrainConfig", "VOLTAGE_DEFAULTS",
     "load_model", "remedy_defaults", "resolve_model",
 ]
 

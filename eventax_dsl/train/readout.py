@@ -48,7 +48,7 @@ LOSSES = ("ttfs", "max", "integral", "exp-integral")
 PUSH_LOSSES = ("ttfs", "max")
 #: Units of the spike condition in the silent-target and dead-neuron terms: ``"rest"``,
 #: each neuron's distance below threshold at rest (:func:`condition_scale`; the
-#: default), or ``"raw"``, the model's own units (training runs before session 22).
+#: default), or ``"raw"``, the model's own units (training runs made before this existed).
 CONDITION_UNITS = ("rest", "raw")
 
 
@@ -259,8 +259,8 @@ class Readout:
             empty = jnp.zeros((0,), res.t.dtype)
             return empty, empty.astype(bool)
         pops = net.populations
-        c = jnp.concatenate([pops[p].spike_conditions(res.state[p]) / self.condition_scale(pops[p])
-                             for p in hidden])
+        c = jnp.concatenate([pops[p].spike_conditions(res.state[p])
+                             / self.condition_scale(pops[p]) for p in hidden])
         spiked = jnp.concatenate([jnp.isfinite(res.first_spike[p]) for p in hidden])
         return c, spiked
 
