@@ -77,9 +77,9 @@ Configurations
 - eventax-dsl: its float32 defaults (Tsit5 + PID at 1e-6 with one solver step per
   loop iteration, root tolerance 1e-6) and its float64 defaults (1e-8, 1e-12); for
   QIF also float32 at 3e-7 and float64 with Dopri8 at 5e-8 and 8e-8 (the settings of
-  ``benchmarks/RESULTS.md`` that meet the throughput goal's accuracy); for LIF also the exact closed-form
-  path, which is what ``integrator="auto"`` picks for LIF (rows "numeric" force
-  Tsit5). Our float32 and float64 rows run in separate processes
+  ``benchmarks/RESULTS.md`` that meet the throughput goal's accuracy); for LIF also
+  the exact closed-form path, which is what ``integrator="auto"`` picks for LIF (rows
+  "numeric" force Tsit5). Our float32 and float64 rows run in separate processes
   (``jax_enable_x64`` is process-wide), on weights drawn in float32.
 - Eventax: its defaults (fixed-step Euler, ``dt = 0.01`` ms, Newton root
   finding at ``rtol = atol = 1e-2`` on the spike time), the same at ``dt = 0.05``

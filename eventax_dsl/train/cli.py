@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tau0", type=float, default=S, help="ttfs softmax temperature, ms (0.5)")
     g.add_argument("--tau1", type=float, default=S, help="ttfs regulariser time constant, ms (6.4)")
     g.add_argument("--alpha", type=float, default=S,
-                   help="ttfs regulariser weight (3e-3; QIF trained better with 0, docs/training.md)")
+                   help="ttfs regulariser weight (3e-3; QIF trained better with 0, "
+                        "docs/training.md)")
     g.add_argument("--silent-push", type=float, default=S,
                    help="ttfs and max: weight of the term that raises a target output "
                         "that never spiked (ttfs; default 10) or whose voltage never rose "
