@@ -24,7 +24,7 @@ from eventax_dsl.sim.loop import BUDGET, NAN_BASE, SPIKE_BUFFER
 from eventax_dsl.train import engine
 from eventax_dsl.train.cli import main
 from eventax_dsl.train.config import TrainConfig
-from eventax_dsl.train.trainer import StepError, Trainer
+from eventax_dsl.train.trainer import StepError, Trainer, eval_order
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -237,11 +237,15 @@ def _with_status(real, code, samples=None, on=None):
     return step
 
 
+# SHARED as a config, for the tests that do not go through the CLI
+SHARED_CONFIG = dict(task="yinyang", model="lif", hidden=(6,), delay=0.5, silent_push=1.0,
+                     revive=1.0, lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8,
+                     train_size=16, val_size=8, test_size=8, eval_batch_size=8, progress=False,
+                     plot_points=20)
+
+
 def test_failing_evaluation_and_calibration_say_where(monkeypatch):
-    # SHARED as a config (this test does not go through the CLI)
-    config = dict(task="yinyang", model="lif", hidden=(6,), delay=0.5, silent_push=1.0, revive=1.0,
-                  lr_schedule="cosine", decay_epochs=2, epochs=1, batch_size=8, train_size=16,
-                  val_size=8, test_size=8, eval_batch_size=8, progress=False, plot_points=20)
+    config = SHARED_CONFIG
     # a real overflow: one spike per neuron allowed, strong input weights (no calibration)
     strong = Trainer(TrainConfig(**config, max_spikes_per_neuron=1, init_gain=3.0))
     with pytest.raises(StepError, match=r"^evaluation failed on sample \d of 8( \(and \d more "
@@ -293,6 +297,40 @@ def test_failing_evaluation_and_calibration_say_where(monkeypatch):
     with pytest.raises(FloatingPointError, match=r"^calibration of the initial weights failed: "
                                                  r"NaN or Inf in "):
         Trainer(TrainConfig(**config))
+
+
+def test_evaluation_sorts_samples_by_input_count_without_changing_the_metrics(monkeypatch):
+    config = {**SHARED_CONFIG, "val_size": 16, "eval_batch_size": 4}
+    trainer = Trainer(TrainConfig(**config, init_gain=1.0))
+    # input counts that differ between samples (Yin-Yang's are all 5): drop some spikes
+    val = trainer.data.val
+    x = np.array(val.x)
+    drop = np.random.default_rng(0).random(x.shape) < 0.4
+    drop[0] = False  # sample 0 keeps all five, so others sort before it
+    x[drop] = np.inf
+    trainer.data = trainer.data._replace(val=type(val)(x, val.y, val.t0))
+
+    order = eval_order(x)
+    counts = np.isfinite(x).sum(axis=1)
+    assert sorted(order) == list(range(16)) and np.all(np.diff(counts[order]) >= 0)
+    assert order[0] != 0
+    plotted = eval_order(x, first=0)
+    assert plotted[0] == 0 and sorted(plotted) == list(range(16))
+
+    sorted_run = trainer.evaluate("val", plot=True)
+    monkeypatch.setattr("eventax_dsl.train.trainer.eval_order",
+                        lambda x, first=None: np.arange(len(x)))
+    plain_run = trainer.evaluate("val", plot=True)
+    assert sorted_run["spikes_per_sample"] > 0
+    for key in ("acc", "spikes_per_sample", "max_rate", "max_rate_max", "dead_neurons",
+                "silent_fraction"):
+        assert sorted_run[key] == plain_run[key], key
+    for key in ("loss", "first_spike_ms"):
+        assert sorted_run[key] == pytest.approx(plain_run[key], rel=1e-6), key
+    # the plot still shows sample 0
+    a, b = sorted_run["_plot"], plain_run["_plot"]
+    assert np.array_equal(a["x"], x[0]) and np.array_equal(a["spike_ids"], b["spike_ids"])
+    np.testing.assert_allclose(a["spike_times"], b["spike_times"], rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -92,6 +92,36 @@ class TrainResult:
     out: Path | None
 
 
+def eval_order(x, first: int | None = None) -> np.ndarray:
+    """The order in which evaluation simulates the samples of a split: by their number
+    of input spikes (stable, so equal counts keep their order), with sample ``first``
+    moved to the front if given.
+
+    Why: under ``jax.vmap`` every sample of a batch runs the event loop for as many
+    iterations as the batch's busiest sample. Input spikes are events themselves and
+    drive the hidden spikes, so batches of samples with similar input counts waste
+    little. The metrics do not depend on the order (each sample is simulated on its
+    own). Measured on latency-coded MNIST (784-200-10, 512 validation images, one
+    core): 1.4x the samples/s at an evaluation batch of 256, 1.7x at 16. Yin-Yang and
+    XOR inputs have the same count in every sample: their order is unchanged.
+    """
+    x = np.asarray(x)
+    counts = np.isfinite(x).reshape(len(x), -1).sum(axis=1)
+    order = np.argsort(counts, kind="stable")
+    if first is not None:
+        order = np.concatenate([[first], order[order != first]])
+    return order
+
+
+def _samples(ids) -> str:
+    """``"samples 3-9"`` for a contiguous range, else ``"one of the samples 1, 4, ..."``."""
+    ids = np.sort(np.asarray(ids))
+    if ids[-1] - ids[0] == len(ids) - 1:
+        return f"samples {ids[0]}-{ids[-1]}"
+    more = ", ..." if len(ids) > 8 else ""
+    return "one of the samples " + ", ".join(str(i) for i in ids[:8]) + more
+
+
 def _weights_only(net):
     spec = jtu.tree_map(lambda _: False, net)
     return eqx.tree_at(lambda s: s.weights, spec, tuple({k: True for k in w} for w in net.weights))
@@ -272,26 +302,28 @@ class Trainer:
 
     # ------------------------------------------------------------ evaluation
     def _eval_batches(self, split: Split, plot: bool = False):
-        """Yield ``(EvalOutput, valid)`` for every (padded) batch of ``split``."""
+        """Yield ``(EvalOutput, valid)`` for every (padded) batch of ``split``, the
+        samples in :func:`eval_order` (with ``plot``, the split's first sample leads
+        the first batch, whose row 0 is the plotted one)."""
         B = self.cfg.eval_batch_size
         n = len(split)
+        order = eval_order(split.x, first=0 if plot else None)
         for start in range(0, n, B):
-            idx = np.arange(start, start + B)
-            valid = idx < n
-            idx = np.where(valid, idx, 0)
+            pos = np.arange(start, start + B)
+            valid = pos < n
+            idx = order[np.where(valid, pos, 0)]
             plot_mask = np.zeros(B, bool)
             plot_mask[0] = plot and start == 0 and self.trace_observable is not None
             try:  # the simulation's own failures come back as a status, checked below
                 out = self._eval_step(self.params, self.static, split.x[idx], split.y[idx],
                                       split.t0[idx], valid, plot_mask)
             except eqx.EquinoxRuntimeError as err:
-                last = min(start + B, n)
-                raise self._step_error(err, f"evaluation failed on samples {start}-{last - 1} "
+                raise self._step_error(err, f"evaluation failed on {_samples(idx[valid])} "
                                             f"of {n}") from err
             err = status_error(np.where(valid, np.asarray(out.status), 0), out.messages)
             if err is not None:
                 more = f" (and {err.count - 1} more in this batch)" if err.count > 1 else ""
-                raise self._step_error(err, f"evaluation failed on sample {start + err.index} "
+                raise self._step_error(err, f"evaluation failed on sample {idx[err.index]} "
                                             f"of {n}{more}") from err
             yield out, valid
 
