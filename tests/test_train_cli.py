@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ import pytest
 from eventax_dsl.sim.loop import BUDGET, NAN_BASE, SPIKE_BUFFER
 from eventax_dsl.train import engine
 from eventax_dsl.train.cli import main
-from eventax_dsl.train.config import TrainConfig
+from eventax_dsl.train.config import TrainConfig, default_lanes
 from eventax_dsl.train.trainer import StepError, Trainer, eval_order
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,8 +178,9 @@ def test_solver_stepping_and_condition_units_reach_the_trainer():
     from eventax_dsl.train.cli import _parser  # noqa: PLC0415
 
     args = _parser().parse_args(["yinyang", "--solver", "dopri8", "--stepping", "solve",
-                                 "--condition-units", "raw"])
-    assert (args.solver, args.stepping, args.condition_units) == ("dopri8", "solve", "raw")
+                                 "--condition-units", "raw", "--lanes", "4"])
+    assert (args.solver, args.stepping, args.condition_units, args.lanes) == ("dopri8", "solve",
+                                                                            "raw", 4)
     cfg = TrainConfig(task="yinyang", model="qif", hidden=(4,), solver="dopri8", stepping="solve",
                       init_gain=1.0, batch_size=8, train_size=16, val_size=8, test_size=8,
                       progress=False, plots=False)
@@ -189,6 +191,9 @@ def test_solver_stepping_and_condition_units_reach_the_trainer():
     assert Trainer(dataclasses.replace(cfg, condition_units="raw")).readout.condition_units == "raw"
     assert Trainer(dataclasses.replace(cfg, solver="tsit5", stepping="single")).options.stepping \
         == "single"
+    assert Trainer(dataclasses.replace(cfg, lanes=4)).lanes == 4
+    with pytest.raises(ValueError, match="invalid lanes: 0"):
+        TrainConfig(lanes=0).resolved()
     with pytest.raises(ValueError, match="unknown solver 'rk4'; by name: tsit5, dopri5"):
         TrainConfig(solver="rk4").resolved()
     with pytest.raises(ValueError, match="stepping must be one of single, solve, got 'each'"):
@@ -331,6 +336,34 @@ def test_evaluation_sorts_samples_by_input_count_without_changing_the_metrics(mo
     a, b = sorted_run["_plot"], plain_run["_plot"]
     assert np.array_equal(a["x"], x[0]) and np.array_equal(a["spike_ids"], b["spike_ids"])
     np.testing.assert_allclose(a["spike_times"], b["spike_times"], rtol=1e-6)
+
+
+def test_lanes_change_how_a_batch_runs_not_what_it_computes():
+    # SHARED's loss has the dead-neuron term and per-sample clipping: with lanes the
+    # batch's mask comes from a forward pass of every sample before the reverse passes
+    whole = Trainer(TrainConfig(**SHARED_CONFIG, init_gain=1.0))
+    chunks = Trainer(TrainConfig(**SHARED_CONFIG, init_gain=1.0, lanes=3))  # 8 = 3 + 3 + 2
+    assert whole.lanes is None and chunks.lanes == 3 and whole.readout.revives
+    a, b = whole.evaluate("val"), chunks.evaluate("val")
+    assert a["spikes_per_sample"] > 0
+    for key in ("acc", "spikes_per_sample", "max_rate_max", "dead_neurons"):
+        assert a[key] == b[key], key
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    d = whole.data.train
+    out_a = whole._train_step(d.x[:8], d.y[:8], d.t0[:8])
+    out_b = chunks._train_step(d.x[:8], d.y[:8], d.t0[:8])
+    assert float(out_a[2]) == pytest.approx(float(out_b[2]), rel=1e-5)
+    moved = 0.0
+    for pa, pb, p0 in zip(*(jax.tree_util.tree_leaves(t) for t in (out_a[0], out_b[0],
+                                                                      whole.params))):
+        np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+        moved = max(moved, float(np.max(np.abs(np.asarray(pa) - np.asarray(p0)))))
+    assert moved > 1e-4  # the step changed the parameters
+    # the default: one sample at a time on a CPU for large networks only
+    assert default_lanes((200,), "cpu") == 1 and default_lanes((100, 100), "cpu") == 1
+    assert default_lanes((50,), "cpu") is None and default_lanes((200,), "gpu") is None
+    with pytest.raises(ValueError, match="lanes does not apply to parallel='gspmd'"):
+        TrainConfig(**SHARED_CONFIG, lanes=2, devices=2, parallel="gspmd").resolved()
 
 
 @pytest.mark.slow

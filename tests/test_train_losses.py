@@ -280,6 +280,16 @@ def test_revive_term_through_simulation_closed_form_and_finite_differences(kind)
     np.testing.assert_allclose(float(loss_c), float(with_term), rtol=1e-12)
     for a, b in zip(jax.tree_util.tree_leaves(g_c), jax.tree_util.tree_leaves(g_plain)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    # one sample at a time (lanes=1, no vmap across the batch): the mask is still the
+    # batch's, from a forward pass of both samples before the reverse passes
+    loss_1, _, g_1 = jax.jit(lambda p: clipped_mean_grad(p, static, x2, y2, t2, readout, opts, 1e9,
+                                                         lanes=1))(w_hot)
+    plain_1, g_p1 = jax.jit(jax.value_and_grad(
+        lambda p: batch_loss(p, static, x2, y2, t2, readout, opts, lanes=1)[0]))(w_hot)
+    for loss_l, g_l in ((loss_1, g_1), (plain_1, g_p1)):
+        np.testing.assert_allclose(float(loss_l), float(with_term), rtol=1e-12)
+        for a, b in zip(jax.tree_util.tree_leaves(g_l), jax.tree_util.tree_leaves(g_plain)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
 def test_spike_condition_quadrature_of_a_qif_neuron_matches_the_trapezoid_rule():
@@ -694,4 +704,8 @@ def test_per_sample_clipping_is_exact_below_the_bound_and_bounds_each_sample():
     _, _, tight = clipped(params, static, x, y, t0, readout, opts, jnp.asarray(c))
     expect = jax.tree_util.tree_map(lambda *gs: sum(g * c / n for g, n in zip(gs, norms)) / 3, *singles)
     for a, b in zip(jax.tree_util.tree_leaves(tight), jax.tree_util.tree_leaves(expect)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    # in chunks of two samples, one after another (the last chunk holds one): the same
+    _, _, chunked = clipped(params, static, x, y, t0, readout, opts, jnp.asarray(c), lanes=2)
+    for a, b in zip(jax.tree_util.tree_leaves(chunked), jax.tree_util.tree_leaves(expect)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)

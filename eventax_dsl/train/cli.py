@@ -24,14 +24,13 @@ import sys
 import time
 
 from ..sim.options import SOLVERS, STEPPING
-from .config import LR_SCHEDULES, PARALLEL, TASK_DEFAULTS, TASKS, TrainConfig
+from .config import LR_SCHEDULES, PARALLEL, RESUME_CHANGES, TASK_DEFAULTS, TASKS, TrainConfig
 from .readout import CONDITION_UNITS, LOSSES
 
 __all__ = ["main"]
 
 #: Flags that only change how a run is shown or executed; allowed on --resume.
-_RUNTIME = {"progress", "plots", "devices", "parallel", "eval_batch_size", "epochs",
-            "checkpoint_every"}
+_RUNTIME = RESUME_CHANGES | {"epochs"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,6 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--stepping", choices=STEPPING, default=S,
                    help="single (default): one solver step per event-loop iteration; solve: one "
                         "diffeqsolve per interval between events (slower under vmap)")
+    g.add_argument("--lanes", type=int, default=S, metavar="N",
+                   help="samples of a batch simulated side by side (one vmap), the rest in "
+                        "chunks of N one after another. Default: the whole batch, but 1 on a "
+                        "CPU for networks of 128 or more hidden neurons (faster there)")
     g = p.add_argument_group("data and output")
     g.add_argument("--data-dir", default=S, help="MNIST: folder with the four IDX files")
     g.add_argument("--train-size", type=int, default=S, help="use the first N training samples")

@@ -21,6 +21,9 @@ programs. Batches have a fixed shape (the trainer drops or pads partial ones).
 
 The network is split with ``eqx.partition(net, trainable(net))`` into
 ``params`` (what the optimiser updates) and ``static`` (the rest).
+
+Every function simulates the samples of a batch independently; ``lanes`` (static)
+says how many run side by side (:func:`per_sample`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,38 @@ from ..sim import simulate
 from .losses import revive_term
 
 __all__ = ["EvalOutput", "backward_pass", "dead_mask", "eval_step", "forward_pass", "grad_step",
-           "learning_rate", "make_optimizer", "train_step", "update_step"]
+           "learning_rate", "make_optimizer", "per_sample", "train_step", "update_step"]
+
+
+def per_sample(fn, args: tuple, lanes: int | None = None):
+    """``fn(*sample)`` for every sample of a batch (the leading axis of each leaf of
+    ``args``), the outputs stacked along a new leading axis.
+
+    ``lanes=None`` (or at least the batch size): one ``jax.vmap`` over the batch.
+    Its samples run in lockstep, so an event loop runs as many iterations as the
+    batch's busiest sample, and every sample pays for them. ``lanes=k``: chunks of
+    ``k`` samples, each chunk one ``vmap``, one chunk after another
+    (``jax.lax.map``; ``k = 1``: every sample on its own). Fewer lanes waste less on
+    uneven samples but vectorise less: on a CPU, where one sample of a large network
+    already fills the vector units, one lane is the faster (MNIST 784-200-10); for
+    small networks (Yin-Yang 5-50-3) and on accelerators, the whole batch is.
+    The results are the same either way, up to the order of floating-point sums. A
+    batch that is not a multiple of ``lanes`` is padded with copies of its first
+    sample, whose outputs are dropped (so every chunk has one shape).
+    """
+    size = jtu.tree_leaves(args)[0].shape[0]
+    if lanes is None or lanes >= size:
+        return jax.vmap(fn)(*args)
+    pad = -size % lanes
+    if pad:
+        args = jtu.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]), args)
+    if lanes == 1:
+        out = jax.lax.map(lambda a: fn(*a), args)
+    else:  # chunks of `lanes` (not lax.map's batch_size, whose reshape fails on empty leaves)
+        chunks = jtu.tree_map(lambda a: a.reshape((a.shape[0] // lanes, lanes) + a.shape[1:]), args)
+        out = jax.lax.map(lambda a: jax.vmap(fn)(*a), chunks)
+        out = jtu.tree_map(lambda a: a.reshape((a.shape[0] * lanes,) + a.shape[2:]), out)
+    return jtu.tree_map(lambda a: a[:size], out) if pad else out
 
 
 # ---------------------------------------------------------------- optimiser
@@ -80,7 +114,8 @@ def make_optimizer(lr: float, weight_decay: float, clip: float, schedule: str = 
 
 
 # --------------------------------------------------------------------- train
-def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=None):
+def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=None,
+               lanes=None):
     """Mean loss and accuracy of a batch (``x``: ``(B, in_size[, k])``).
 
     With ``readout.revives`` the loss has ``readout.revive`` times the dead-neuron
@@ -89,15 +124,15 @@ def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=
     forward pass. ``axis_name``: when this is called per sample under
     ``jax.vmap(..., axis_name=axis_name)`` (:func:`clipped_mean_grad`), "the batch"
     is the whole vmapped batch, not the one sample. ``dead``: the mask given
-    instead.
+    instead. ``lanes``: see :func:`per_sample`.
     """
     net = eqx.combine(params, static)
     if not readout.revives:
-        scores = jax.vmap(lambda xi, ti: readout.forward(net, xi, ti, options))(x, t0)
+        scores = per_sample(lambda xi, ti: readout.forward(net, xi, ti, options), (x, t0), lanes)
         loss = readout.loss(scores, y)
     else:
-        scores, (c_end, spiked) = jax.vmap(
-            lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(x, t0)
+        scores, (c_end, spiked) = per_sample(
+            lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True), (x, t0), lanes)
         if dead is None:
             dead = dead_mask(spiked, axis_name)
         loss = _revived_loss(readout, scores, c_end, y, dead)
@@ -125,7 +160,8 @@ def dead_mask(spiked, axis_name=None):
     return jax.lax.stop_gradient((count == 0).astype(jnp.result_type(float)))
 
 
-def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float, dead=None):
+def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float, dead=None,
+                      lanes=None):
     """Batch-mean loss, accuracy and gradient, each sample's gradient clipped first.
 
     Why: an exact spike-time gradient is ``-(dc/dtheta) / (dc/dt)``, which diverges
@@ -138,14 +174,29 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
     every sample below the bound exact. Samples are simulated independently, so the
     per-sample gradients cost no extra simulation, only ``B`` copies of the gradient.
     The dead-neuron mask is still the whole batch's (a ``psum`` over the vmapped axis,
-    or ``dead`` if given).
+    or ``dead`` if given). With ``lanes`` (:func:`per_sample`) fewer than the batch, the
+    samples do not run in one ``vmap``; a mask that is needed and not given then
+    comes from the forward pass of all samples first (:func:`forward_pass`), and the
+    reverse passes follow (:func:`backward_pass`).
     """
-    def one(p, xi, yi, ti):
-        return batch_loss(p, static, xi[None], yi[None], ti[None], readout, options,
-                          axis_name="sample", dead=dead)
+    value_and_grad = eqx.filter_value_and_grad(batch_loss, has_aux=True)
+    if lanes is None or lanes >= x.shape[0]:
+        def one(p, xi, yi, ti):
+            return value_and_grad(p, static, xi[None], yi[None], ti[None], readout, options,
+                                  axis_name="sample", dead=dead)
 
-    (losses, accs), grads = jax.vmap(eqx.filter_value_and_grad(one, has_aux=True),
-                                     in_axes=(None, 0, 0, 0), axis_name="sample")(params, x, y, t0)
+        (losses, accs), grads = jax.vmap(one, in_axes=(None, 0, 0, 0), axis_name="sample")(
+            params, x, y, t0)
+        return jnp.mean(losses), jnp.mean(accs), _clipped_mean(grads, sample_clip)
+    if readout.revives and dead is None:
+        pullback, out, spiked = _forward_pass(params, static, x, t0, readout, options, True, lanes)
+        return _backward_pass(pullback, out, y, dead_mask(spiked), readout, sample_clip, lanes)
+
+    def one(xi, yi, ti):
+        return value_and_grad(params, static, xi[None], yi[None], ti[None], readout, options,
+                              dead=dead)
+
+    (losses, accs), grads = per_sample(one, (x, y, t0), lanes)
     return jnp.mean(losses), jnp.mean(accs), _clipped_mean(grads, sample_clip)
 
 
@@ -164,7 +215,7 @@ def _clipped_mean(grads, sample_clip: float):
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests check for recompiles)
 def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
-               sample_clip=None, floors=()):
+               sample_clip=None, floors=(), lanes=None):
     """One AdamW step on a batch: ``(params, opt_state, loss, accuracy)``.
 
     With ``sample_clip`` (a float, static) every sample's gradient is scaled down to
@@ -172,20 +223,24 @@ def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
     ``floors`` (static; :func:`~eventax_dsl.train.build.time_constant_floors`): after
     the update each listed parameter is clipped to at least its bound. With
     ``readout.revive > 0`` the loss has the dead-neuron term over the hidden neurons
-    that spiked in none of this batch's samples (:func:`dead_mask`).
+    that spiked in none of this batch's samples (:func:`dead_mask`). ``lanes``
+    (static): samples simulated side by side (:func:`per_sample`).
     """
-    loss, acc, grads = _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip)
+    loss, acc, grads = _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip,
+                                      lanes=lanes)
     params, opt_state = _update(params, opt_state, grads, optimizer, floors)
     return params, opt_state, loss, acc
 
 
-def _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead=None):
+def _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead=None,
+                   lanes=None):
     if sample_clip is None:
         (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
-            params, static, x, y, t0, readout, options, dead=dead
+            params, static, x, y, t0, readout, options, dead=dead, lanes=lanes
         )
         return loss, acc, grads
-    return clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip, dead)
+    return clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip, dead,
+                             lanes)
 
 
 def _update(params, opt_state, grads, optimizer, floors):
@@ -196,7 +251,8 @@ def _update(params, opt_state, grads, optimizer, floors):
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def forward_pass(params, static, x, t0, readout, options, per_sample: bool = False):
+def forward_pass(params, static, x, t0, readout, options, per_sample: bool = False,
+                 lanes=None):
     """The first half of :func:`grad_step` for a loss with the dead-neuron term:
     ``(pullback, (scores, c_end), spiked)``.
 
@@ -208,32 +264,40 @@ def forward_pass(params, static, x, t0, readout, options, per_sample: bool = Fal
     :func:`backward_pass`. So a batch split across devices gets exactly the step of
     :func:`train_step`, with one simulation per sample, as there.
     """
-    def run(p, xs, ts):
+    return _forward_pass(params, static, x, t0, readout, options, per_sample, lanes)
+
+
+def _forward_pass(params, static, x, t0, readout, options, one_by_one: bool, lanes):
+    def run(p, xs, ts, lanes=None):
         net = eqx.combine(p, static)
-        scores, (c_end, spiked) = jax.vmap(
-            lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True))(xs, ts)
+        scores, (c_end, spiked) = per_sample(
+            lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True), (xs, ts), lanes)
         return (scores, c_end), spiked
 
-    if not per_sample:
-        out, pullback, spiked = jax.vjp(lambda p: run(p, x, t0), params, has_aux=True)
+    if not one_by_one:
+        out, pullback, spiked = jax.vjp(lambda p: run(p, x, t0, lanes), params, has_aux=True)
         return pullback, out, spiked
 
     def one(xi, ti):
         out, pullback, spiked = jax.vjp(lambda p: run(p, xi[None], ti[None]), params, has_aux=True)
         return pullback, out, spiked
 
-    pullback, out, spiked = jax.vmap(one)(x, t0)
+    pullback, out, spiked = per_sample(one, (x, t0), lanes)
     squeeze = lambda a: a[:, 0]  # noqa: E731 - (B, 1, ...) -> (B, ...)
     return pullback, jtu.tree_map(squeeze, out), squeeze(spiked)
 
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def backward_pass(pullback, out, y, dead, readout, sample_clip=None):
+def backward_pass(pullback, out, y, dead, readout, sample_clip=None, lanes=None):
     """The second half of :func:`grad_step` after :func:`forward_pass`:
     ``(loss, accuracy, gradient)`` of the share, with ``dead`` the whole batch's
     dead-neuron mask; ``sample_clip`` as in :func:`train_step` (then ``forward_pass``
     must have run with ``per_sample=True``)."""
+    return _backward_pass(pullback, out, y, dead, readout, sample_clip, lanes)
+
+
+def _backward_pass(pullback, out, y, dead, readout, sample_clip, lanes):
     scores, _ = out
 
     def loss_of(o, labels):
@@ -250,17 +314,18 @@ def backward_pass(pullback, out, y, dead, readout, sample_clip=None):
         loss, cotangent = jax.value_and_grad(loss_of, allow_int=True)(o1, yi[None])
         return loss, pull(cotangent)[0]
 
-    losses, grads = jax.vmap(one)(pullback, out, y)
+    losses, grads = per_sample(one, (pullback, out, y), lanes)
     return jnp.mean(losses), acc, _clipped_mean(grads, sample_clip)
 
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
-def grad_step(params, static, x, y, t0, readout, options, sample_clip=None, dead=None):
+def grad_step(params, static, x, y, t0, readout, options, sample_clip=None, dead=None,
+              lanes=None):
     """``(loss, accuracy, gradient)`` of a batch (or a device's share of one), as in
     :func:`train_step` but without the update; ``dead``: the dead-neuron mask of the
     whole batch (needed when ``readout.revives``)."""
-    return _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead)
+    return _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead, lanes)
 
 
 @eqx.filter_jit
@@ -322,13 +387,14 @@ class EvalOutput(eqx.Module):
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
 def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, options,
-              first_pop: int, trace_observable: str | None):
+              first_pop: int, trace_observable: str | None, lanes: int | None = None):
     """Simulate a batch to ``readout.t_end`` with spikes recorded (see :class:`EvalOutput`).
 
     ``valid``: ``(B,)`` bool, padding rows excluded from sums. ``plot_mask``:
     ``(B,)`` bool, rows observed at ``plot_times`` (``(P,)``) for the voltage
     plot; other rows put those observation slots at ``t = 0``, where the event
-    loop records them all in one iteration, so they cost nothing.
+    loop records them all in one iteration, so they cost nothing. ``lanes``: see
+    :func:`per_sample`.
     """
     net = eqx.combine(params, static)
     n_obs = readout.n_obs
@@ -356,7 +422,7 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
         trace = res.observed[trace_observable][n_obs:] if plot else None
         return scores, counts, first, res.spike_times, res.spike_ids, trace, res.status
 
-    scores, counts, first, times, ids, trace, status = jax.vmap(one)(x, t0, plot_mask)
+    scores, counts, first, times, ids, trace, status = per_sample(one, (x, t0, plot_mask), lanes)
     per = readout.loss(scores, y, reduce=False)
     pred = readout.predict(scores)
     zero = jnp.zeros_like(per)

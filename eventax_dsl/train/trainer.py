@@ -73,7 +73,7 @@ import numpy as np
 from ..sim import SimOptions, SimulationError, spike_budget, status_error, trainable
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
-from .config import COSINE_FINAL, TrainConfig, load_model
+from .config import COSINE_FINAL, RESUME_CHANGES, TrainConfig, default_lanes, load_model
 from .engine import (EvalOutput, backward_pass, dead_mask, eval_step, forward_pass, grad_step,
                      learning_rate, make_optimizer, train_step, update_step)
 from .readout import Readout
@@ -167,6 +167,10 @@ class Trainer:
                                       atol=cfg.atol, solver=cfg.solver, stepping=cfg.stepping)
             # for error messages: the per-neuron budget the simulator will use
             self._spikes_per_neuron = spike_budget(net, self.options) // max(n_spiking, 1)
+            # samples simulated side by side (engine.per_sample); chosen for this machine
+            gspmd = cfg.devices is not None and cfg.parallel == "gspmd"  # one vmap, sharded
+            self.lanes = cfg.lanes or (None if gspmd else default_lanes(cfg.hidden,
+                                                                        jax.default_backend()))
             self.batches_per_epoch = len(self.data.train) // cfg.batch_size
             sched = (cfg.lr_schedule, (cfg.decay_epochs or 0) * self.batches_per_epoch, COSINE_FINAL)
             self.lr_at = learning_rate(float(cfg.lr), *sched)
@@ -249,7 +253,7 @@ class Trainer:
         (:meth:`~eventax_dsl.sim.parallel.DataParallel.run`) and the outputs are joined,
         or, with ``parallel="gspmd"``, one program spans the devices."""
         fixed = (self.plot_times, self.readout, self.options, self.first_pop,
-                 self.trace_observable)
+                 self.trace_observable, self.lanes)
         arrays = tuple(jnp.asarray(a) for a in arrays)
         if self.gspmd:
             params, static = self.dp.replicate((params, static))
@@ -283,18 +287,19 @@ class Trainer:
             x, y, t0 = self.dp.shard((x, y, t0))
         if self.dp is None or self.gspmd:
             return train_step(self.params, self.opt_state, self.static, x, y, t0, self.readout,
-                              self.optimizer, self.options, clip, self.floors)
+                              self.optimizer, self.options, clip, self.floors, self.lanes)
         dp = self.dp
         nets, parts = dp.copies((self.params, self.static)), dp.split((x, y, t0))
-        ro, opts = self.readout, self.options
+        ro, opts, lanes = self.readout, self.options, self.lanes
         if ro.revives:
-            fwd = dp.run(lambda ps, a: forward_pass(*ps, a[0], a[2], ro, opts, clip is not None),
-                         nets, parts)
+            fwd = dp.run(lambda ps, a: forward_pass(*ps, a[0], a[2], ro, opts, clip is not None,
+                                                    lanes), nets, parts)
             dead = dp.copies(dead_mask(dp.concat([spiked for _, _, spiked in fwd])))
-            outs = dp.run(lambda f, a, d: backward_pass(f[0], f[1], a[1], d, ro, clip),
+            outs = dp.run(lambda f, a, d: backward_pass(f[0], f[1], a[1], d, ro, clip, lanes),
                           fwd, parts, dead)
         else:
-            outs = dp.run(lambda ps, a: grad_step(*ps, *a, ro, opts, clip), nets, parts)
+            outs = dp.run(lambda ps, a: grad_step(*ps, *a, ro, opts, clip, lanes=lanes), nets,
+                          parts)
         loss, acc, grads = dp.mean(outs)
         params, opt_state = update_step(self.params, self.opt_state, grads, self.optimizer,
                                         self.floors)
@@ -555,15 +560,15 @@ class Trainer:
 
         ``epochs``: the new total number of epochs (default: the saved one).
         ``changes``: only options that do not affect the result may change
-        (``progress``, ``plots``, ``devices``, ``parallel``, ``eval_batch_size``,
-        ``checkpoint_every``); anything else raises ``ValueError``. A checkpoint
-        written inside an epoch (``checkpoint_every``) continues at its batch.
+        (:data:`RESUME_CHANGES`: ``progress``, ``plots``, ``devices``, ``parallel``,
+        ``eval_batch_size``, ``checkpoint_every``, ``lanes``); anything else raises
+        ``ValueError``. A checkpoint written inside an epoch (``checkpoint_every``)
+        continues at its batch.
         """
         meta = ckpt.load_meta(directory)
         cfg = TrainConfig.from_json(meta["config"])
-        allowed = {"progress", "plots", "devices", "parallel", "eval_batch_size",
-                   "checkpoint_every"}
-        bad = sorted(k for k, v in changes.items() if k not in allowed and v != getattr(cfg, k))
+        bad = sorted(k for k, v in changes.items()
+                     if k not in RESUME_CHANGES and v != getattr(cfg, k))
         if bad:
             raise ValueError(
                 f"cannot change {', '.join(bad)} when resuming (the run was made with "
