@@ -19,5 +19,6 @@ def stepper(trainer, batch: int = 32, batches: int = 10):
         idx = [batch * (step % batches) + i for i in range(batch)]
         x, y, t0 = (jnp.asarray(a) for a in (split.x[idx], split.y[idx], split.t0[idx]))
         return lambda: train_step(t.params, t.opt_state, t.static, x, y, t0, t.readout,
-                                  t.optimizer, t.options, t.cfg.sample_clip or None, t.floors)
+                                  t.optimizer, t.options, t.cfg.sample_clip or None, t.floors,
+                                  t.lanes)
     return make_step
