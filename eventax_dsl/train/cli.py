@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--lanes", type=int, default=S, metavar="N",
                    help="samples of a batch simulated side by side (one vmap), the rest in "
                         "chunks of N one after another. Default: the whole batch, but 1 on a "
-                        "CPU for networks of 128 or more hidden neurons (faster there)")
+                        "CPU for networks of 300 or more state variables (faster there)")
     g = p.add_argument_group("data and output")
     g.add_argument("--data-dir", default=S, help="MNIST: folder with the four IDX files")
     g.add_argument("--train-size", type=int, default=S, help="use the first N training samples")

@@ -20,9 +20,10 @@ from ..sim.options import SimOptions
 from .readout import LOSSES, PUSH_LOSSES, check_condition_units
 
 __all__ = [
-    "COSINE_FINAL", "LR_SCHEDULES", "MAX_SILENT_PUSH", "MODEL_DIR", "REVIVE", "REVIVE_LOSSES",
-    "ONE_LANE_NEURONS", "RESUME_CHANGES", "SAMPLE_CLIP", "SILENT_PUSH", "TASKS", "TASK_DEFAULTS", "TrainConfig",
-    "VOLTAGE_DEFAULTS", "default_lanes", "load_model", "remedy_defaults", "resolve_model",
+    "COSINE_FINAL", "LR_SCHEDULES", "MAX_SILENT_PUSH", "MODEL_DIR", "ONE_LANE_STATES",
+    "RESUME_CHANGES", "REVIVE", "REVIVE_LOSSES", "SAMPLE_CLIP", "SILENT_PUSH", "TASKS",
+    "TASK_DEFAULTS", "TrainConfig", "VOLTAGE_DEFAULTS", "default_lanes", "load_model",
+    "remedy_defaults", "resolve_model",
 ]
 
 #: The model library shipped with the repository.
@@ -122,21 +123,23 @@ PARALLEL = ("threads", "gspmd")
 RESUME_CHANGES = frozenset({"progress", "plots", "devices", "parallel", "eval_batch_size",
                             "checkpoint_every", "lanes"})
 
-#: on a CPU, networks with at least this many hidden neurons simulate one sample at a
-#: time by default (``TrainConfig.lanes``). Measured with one core, forward and backward of
-#: a training batch of 16 (``jax.vmap`` of the batch against one lane, interleaved):
-#: MNIST 784-200-10 LIF -> LI, exp-integral, partly trained: 1.65x faster with one lane;
-#: Yin-Yang 5-50-3, batch 32: 1.5x (LIF -> LI) and 1.9x (Izhikevich -> LI) faster as one
-#: ``vmap``. Evaluating MNIST (batch 256): 2.8x faster with one lane.
-ONE_LANE_NEURONS = 128
+#: on a CPU, networks with at least this many state variables (all neurons' states
+#: together: what one sample's event loop integrates) simulate one sample at a time by
+#: default (``TrainConfig.lanes``). Measured on one core, forward and backward of a
+#: training batch, one ``vmap`` against one lane, timed alternately: one lane is faster
+#: for MNIST 784-200-10 LIF -> LI (440 states, batch 16, partly trained: 1.47-1.72x) and
+#: for Yin-Yang 5-50-3 with the dendritic model (1112 states, batch 8: 2.5x); one
+#: ``vmap`` is faster for Yin-Yang 5-50-3 LIF -> LI (112 states, batch 32: 1.5x) and
+#: Izhikevich -> LI (162: 1.9x). Not measured in between (Hodgkin-Huxley 5-50-3: 262).
+ONE_LANE_STATES = 300
 
 
-def default_lanes(hidden, backend: str) -> int | None:
-    """``TrainConfig.lanes`` when not given: 1 on a CPU for at least
-    :data:`ONE_LANE_NEURONS` hidden neurons, else ``None`` (the whole batch in one
+def default_lanes(n_states: int, backend: str) -> int | None:
+    """``TrainConfig.lanes`` when not given: 1 on a CPU for a network of at least
+    :data:`ONE_LANE_STATES` state variables, else ``None`` (the whole batch in one
     ``vmap``). Chosen when a run starts, not stored: a run resumed on another
     machine chooses again."""
-    return 1 if backend == "cpu" and sum(hidden) >= ONE_LANE_NEURONS else None
+    return 1 if backend == "cpu" and n_states >= ONE_LANE_STATES else None
 
 
 @dataclasses.dataclass
@@ -192,7 +195,7 @@ class TrainConfig:
     ``lanes`` (how many samples of a batch are simulated side by side, in one
     ``vmap``; the rest of the batch runs in chunks of that size, one after another.
     Default: the whole batch, except on a CPU for networks of at least
-    :data:`ONE_LANE_NEURONS` neurons, where one sample at a time is the faster; see
+    :data:`ONE_LANE_STATES` state variables, where one sample at a time is the faster; see
     :func:`eventax_dsl.train.engine.per_sample`), ``out`` (run directory), ``checkpoint_every`` (also checkpoint after every N
     training batches, for epochs too long to lose; default: at the end of each
     epoch only), ``devices`` (data-parallel devices), ``parallel`` (how:

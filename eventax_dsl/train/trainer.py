@@ -71,6 +71,7 @@ import jax.tree_util as jtu
 import numpy as np
 
 from ..sim import SimOptions, SimulationError, spike_budget, status_error, trainable
+from ..sim.dynamics import initial_state
 from . import checkpoint as ckpt
 from .build import apply_gains, build_network, calibrate, init_key, time_constant_floors
 from .config import COSINE_FINAL, RESUME_CHANGES, TrainConfig, default_lanes, load_model
@@ -169,7 +170,8 @@ class Trainer:
             self._spikes_per_neuron = spike_budget(net, self.options) // max(n_spiking, 1)
             # samples simulated side by side (engine.per_sample); chosen for this machine
             gspmd = cfg.devices is not None and cfg.parallel == "gspmd"  # one vmap, sharded
-            self.lanes = cfg.lanes or (None if gspmd else default_lanes(cfg.hidden,
+            n_states = sum(a.size for a in jtu.tree_leaves(initial_state(net)))
+            self.lanes = cfg.lanes or (None if gspmd else default_lanes(n_states,
                                                                         jax.default_backend()))
             self.batches_per_epoch = len(self.data.train) // cfg.batch_size
             sched = (cfg.lr_schedule, (cfg.decay_epochs or 0) * self.batches_per_epoch, COSINE_FINAL)
