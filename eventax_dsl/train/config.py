@@ -195,10 +195,10 @@ class TrainConfig:
     ``lanes`` (how many samples of a batch are simulated side by side, in one
     ``vmap``; the rest of the batch runs in chunks of that size, one after another.
     Default: the whole batch, except on a CPU for networks of at least
-    :data:`ONE_LANE_STATES` state variables, where one sample at a time is the faster; see
-    :func:`eventax_dsl.train.engine.per_sample`), ``out`` (run directory), ``checkpoint_every`` (also checkpoint after every N
-    training batches, for epochs too long to lose; default: at the end of each
-    epoch only), ``devices`` (data-parallel devices), ``parallel`` (how:
+    :data:`ONE_LANE_STATES` state variables, where one sample at a time is the
+    faster; see :func:`eventax_dsl.train.engine.per_sample`), ``out`` (run
+    directory), ``checkpoint_every`` (also checkpoint after every N training
+    batches, for epochs too long to lose; default: at the end of each epoch only), ``devices`` (data-parallel devices), ``parallel`` (how:
     ``"threads"``, one program per device of this machine, the faster, or
     ``"gspmd"``, one program spanning the devices, also across hosts; see
     docs/training.md), ``plots``, ``progress``, ``plot_points``.
