@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -338,27 +337,23 @@ def test_evaluation_sorts_samples_by_input_count_without_changing_the_metrics(mo
     np.testing.assert_allclose(a["spike_times"], b["spike_times"], rtol=1e-6)
 
 
-def test_lanes_change_how_a_batch_runs_not_what_it_computes():
-    # SHARED's loss has the dead-neuron term and per-sample clipping: with lanes the
-    # batch's mask comes from a forward pass of every sample before the reverse passes
+def test_lanes_change_how_a_batch_runs_not_what_it_computes(monkeypatch):
+    # the engine's results with lanes are checked against closed forms and the vmapped
+    # gradient in test_train_losses.py; here: the trainer's evaluation and what it passes on
     whole = Trainer(TrainConfig(**SHARED_CONFIG, init_gain=1.0))
     chunks = Trainer(TrainConfig(**SHARED_CONFIG, init_gain=1.0, lanes=3))  # 8 = 3 + 3 + 2
-    assert whole.lanes is None and chunks.lanes == 3 and whole.readout.revives
+    assert whole.lanes is None and chunks.lanes == 3
     a, b = whole.evaluate("val"), chunks.evaluate("val")
     assert a["spikes_per_sample"] > 0
     for key in ("acc", "spikes_per_sample", "max_rate_max", "dead_neurons"):
         assert a[key] == b[key], key
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
-    d = whole.data.train
-    out_a = whole._train_step(d.x[:8], d.y[:8], d.t0[:8])
-    out_b = chunks._train_step(d.x[:8], d.y[:8], d.t0[:8])
-    assert float(out_a[2]) == pytest.approx(float(out_b[2]), rel=1e-5)
-    moved = 0.0
-    for pa, pb, p0 in zip(*(jax.tree_util.tree_leaves(t) for t in (out_a[0], out_b[0],
-                                                                      whole.params))):
-        np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
-        moved = max(moved, float(np.max(np.abs(np.asarray(pa) - np.asarray(p0)))))
-    assert moved > 1e-4  # the step changed the parameters
+    seen = []
+    monkeypatch.setattr("eventax_dsl.train.trainer.train_step",
+                        lambda *args: seen.append(args[-1]) or args[:2] + (0.0, 0.0))
+    d = chunks.data.train
+    chunks._train_step(d.x[:8], d.y[:8], d.t0[:8])
+    assert seen == [3]
     # the default: one sample at a time on a CPU for large networks only (by state count)
     assert default_lanes(440, "cpu") == 1 and default_lanes(440, "gpu") is None
     assert default_lanes(112, "cpu") is None
