@@ -198,7 +198,8 @@ class TrainConfig:
     :data:`ONE_LANE_STATES` state variables, where one sample at a time is the
     faster; see :func:`eventax_dsl.train.engine.per_sample`), ``out`` (run
     directory), ``checkpoint_every`` (also checkpoint after every N training
-    batches, for epochs too long to lose; default: at the end of each epoch only), ``devices`` (data-parallel devices), ``parallel`` (how:
+    batches, for epochs too long to lose; default: at the end of each epoch only),
+    ``devices`` (data-parallel devices), ``parallel`` (how:
     ``"threads"``, one program per device of this machine, the faster, or
     ``"gspmd"``, one program spanning the devices, also across hosts; see
     docs/training.md), ``plots``, ``progress``, ``plot_points``.

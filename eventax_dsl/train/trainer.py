@@ -168,11 +168,6 @@ class Trainer:
                                       atol=cfg.atol, solver=cfg.solver, stepping=cfg.stepping)
             # for error messages: the per-neuron budget the simulator will use
             self._spikes_per_neuron = spike_budget(net, self.options) // max(n_spiking, 1)
-            # samples simulated side by side (engine.per_sample); chosen for this machine
-            gspmd = cfg.devices is not None and cfg.parallel == "gspmd"  # one vmap, sharded
-            n_states = sum(a.size for a in jtu.tree_leaves(initial_state(net)))
-            self.lanes = cfg.lanes or (None if gspmd else default_lanes(n_states,
-                                                                        jax.default_backend()))
             self.batches_per_epoch = len(self.data.train) // cfg.batch_size
             sched = (cfg.lr_schedule, (cfg.decay_epochs or 0) * self.batches_per_epoch, COSINE_FINAL)
             self.lr_at = learning_rate(float(cfg.lr), *sched)
@@ -195,6 +190,11 @@ class Trainer:
                 self.dp = DataParallel(cfg.devices)
             # one program spanning the devices: parameters replicated, batches sharded
             self.gspmd = self.dp is not None and cfg.parallel == "gspmd"
+            # samples simulated side by side (engine.per_sample), chosen for this machine;
+            # gspmd shards one vmap of the batch across the devices
+            n_states = sum(a.size for a in jtu.tree_leaves(initial_state(net)))
+            self.lanes = cfg.lanes or (None if self.gspmd else default_lanes(
+                n_states, jax.default_backend()))
             self.plot_times = jnp.linspace(0.0, cfg.t_max, cfg.plot_points, dtype=self.dtype)
 
             self.epoch = 0
