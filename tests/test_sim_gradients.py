@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from models_handwritten import LI, LIF, LIFRef, QIF  # noqa: E402
 
+from eventax_dsl.contract import ChannelSpec, NeuronModel, ParamSpec, StateSpec  # noqa: E402
 from eventax_dsl.sim import FeedForward, Network, simulate, trainable  # noqa: E402
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -136,6 +137,63 @@ def test_heterogeneous_refractory_state_gradients():
                                      for k in ("tau_mem", "tau_syn")],
     }
     _check_directional(value_and_grad, params, static, groups, jr.key(1))
+
+
+class Quadratic(NeuronModel):
+    """``v' = v^2 - 1/4 + bias + i``: rest at ``v = -1/2``, threshold (saddle) at ``+1/2``;
+    above it ``v`` reaches infinity in finite time, so only the reset at ``v_peak``
+    stops the upswing (like Izhikevich, EIF and AdEx)."""
+
+    NAME = "Quadratic"
+    STATES = (StateSpec("v"), StateSpec("i"))
+    PARAMETERS = (ParamSpec("bias", 0.0, learnable=True), ParamSpec("tau_syn", 2.0),
+                  ParamSpec("v_peak", 10.0), ParamSpec("v_reset", -1.0))
+    CHANNELS = (ChannelSpec("w"),)
+
+    def init(self, p):
+        return {"v": -0.5 * jnp.ones_like(p["bias"]), "i": jnp.zeros_like(p["bias"])}
+
+    def dynamics(self, p, s):
+        return {"v": s["v"] ** 2 - 0.25 + p["bias"] + s["i"], "i": -s["i"] / p["tau_syn"]}
+
+    def spike_condition(self, p, s):
+        return s["v"] - p["v_peak"]
+
+    def reset(self, p, s):
+        return {**s, "v": jnp.broadcast_to(p["v_reset"], jnp.shape(s["v"])).astype(s["v"].dtype)}
+
+    def receive(self, p, s, w):
+        return {**s, "i": s["i"] + w["w"]}
+
+
+def test_amos_gradients_of_a_blow_up_model():
+    # With amos every hidden neuron spikes once and then keeps receiving input (inputs
+    # at 6-9 after the first spikes near 2-4); unheld, that input would drive it to
+    # v = inf with no reset to stop it. Held, the output spike times are smooth in the
+    # parameters and their gradients match finite differences.
+    net = FeedForward(Quadratic, [3, 2], in_size=3, key=jr.key(0), dtype=jnp.float64)
+    w0 = jnp.array([[1.5, 0.9, 1.2], [0.8, 1.4, 0.6], [1.1, 0.7, 1.6]])
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, w0)
+    net = eqx.tree_at(lambda n: n.weights[1]["w"], net, jnp.array([[0.9, 0.4], [0.5, 0.8],
+                                                                 [0.6, 0.7]]))
+    x = jnp.array([[1.0, 6.0], [1.5, 8.0], [2.0, 9.0]])
+    params, static = eqx.partition(net, trainable(net))
+
+    def loss(p, s):
+        res = simulate(eqx.combine(p, s), x, 20.0, amos=True, **TIGHT)
+        first = res.first_spike
+        return jnp.sum(jnp.array([1.0, -0.6]) * first[1]), first
+
+    value_and_grad = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    (_, first), _ = value_and_grad(params, static)
+    hidden, out = np.asarray(first[0]), np.asarray(first[1])
+    assert np.all(hidden < 6.0) and np.all(np.isfinite(out)), (hidden, out)
+    groups = {
+        "input weights": lambda p: [p.weights[0]["w"]],
+        "hidden weights": lambda p: [p.weights[1]["w"]],
+        "bias": lambda p: [p.populations[0].params["bias"], p.populations[1].params["bias"]],
+    }
+    _check_directional(value_and_grad, params, static, groups, jr.key(3))
 
 
 @pytest.mark.slow

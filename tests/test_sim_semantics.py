@@ -9,14 +9,17 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from pathlib import Path  # noqa: E402
 from models_handwritten import LIF, LIFRef  # noqa: E402
 
+import eventax_dsl  # noqa: E402
 from eventax_dsl.contract import ChannelSpec, NeuronModel, ParamSpec, StateSpec  # noqa: E402
 from eventax_dsl.sim import (BudgetExhausted, FeedForward, Network, SimulationError,  # noqa: E402
-                             simulate, status_error)
+                             simulate, state_at, status_error)
 from eventax_dsl.sim.loop import NAN_BASE, SPIKE_BUFFER  # noqa: E402
 
 NO_INPUT = jnp.array([jnp.inf])
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 class PIF(NeuronModel):
@@ -158,6 +161,41 @@ def test_amos():
     assert len(times) == 7
     times, _ = _spikes(net, NO_INPUT, 50.0, amos=True)
     np.testing.assert_allclose(times, [10.0 * np.log(2.0)], rtol=1e-7)
+
+
+def test_amos_holds_a_spent_neuron():
+    # Izhikevich's upswing is stopped only by the reset. With amos the neuron is reset
+    # at its one spike and then held: the later input, which drives it across
+    # threshold again and again without amos, is dropped instead of pushing v to a
+    # finite-time blow-up that no reset stops (which used to exhaust the solver).
+    net = _net(eventax_dsl.load(MODELS / "izhikevich.neuron"), in_size=6, w=200.0)
+    x = jnp.arange(1.0, 7.0)
+    free, _ = _spikes(net, x, 20.0, max_spikes=400)
+    assert len(free) > 20
+    times, _ = _spikes(net, x, 20.0, amos=True)
+    np.testing.assert_allclose(times, free[:1], rtol=1e-9)
+    probe = jnp.array([times[0] + 1e-3, 3.5, 10.0, 20.0])
+    obs = jax.jit(lambda n: state_at(n, x, probe, amos=True))(net)
+    np.testing.assert_array_equal(obs["v"][:, 0], -65.0)  # the reset value c, held
+    np.testing.assert_array_equal(obs["u"][:, 0], obs["u"][0, 0])
+    assert -14.0 + 8.0 < float(obs["u"][0, 0]) < 50.0  # u at the spike plus d
+
+
+@pytest.mark.parametrize("integrator", ["auto", "numeric"])
+def test_amos_hold_in_closed_form_and_numeric_paths(integrator):
+    # LIF with bias 2 spikes at 10 ln 2; after it, v stays at v_reset = 0 and i at its
+    # value then (0: no input yet), and an input at t = 12 reaches nothing.
+    # Without amos the same input moves v. Both integration paths: the closed-form
+    # network and the numeric solver.
+    net = _net(eventax_dsl.load(MODELS / "lif.neuron"), w=5.0, bias=2.0)
+    x = jnp.array([12.0])
+    probe = jnp.array([8.0, 12.0, 13.0, 30.0])
+    run = lambda amos: jax.jit(lambda n: state_at(n, x, probe, amos=amos,
+                                                  integrator=integrator))(net)
+    held, free = run(True), run(False)
+    np.testing.assert_array_equal(held["v"][:, 0], 0.0)
+    np.testing.assert_array_equal(held["i"][:, 0], 0.0)
+    assert float(free["i"][2, 0]) > 1.0 and float(free["v"][3, 0]) > 0.1
 
 
 def test_input_jump_spikes_immediately():

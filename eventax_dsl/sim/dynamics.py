@@ -5,7 +5,8 @@ population (leaves of shape ``(n, *shape)``), a PyTree Diffrax integrates as a
 single ODE. This module lifts the population methods of the model contract to
 the network:
 
-- :func:`vector_field` -- ``dy/dt`` between events, with refractory clamping;
+- :func:`vector_field` -- ``dy/dt`` between events, with refractory clamping and
+  the held states of spent neurons (:class:`Hold`);
 - :func:`conditions` / :func:`earliest_condition` -- the spike conditions, and
   the one scalar whose upward zero crossing Diffrax's event root-finding locates
   (spikes of armed neurons, and re-arming of neurons that spiked without being
@@ -47,10 +48,32 @@ def initial_state(net: Network) -> State:
     return tuple(pop.initial_state() for pop in net.populations)
 
 
-def vector_field(populations: tuple[NeuronModel, ...], y: State, refractory: Masks) -> State:
-    """``dy/dt``; the ``CLAMPED`` states of refractory neurons have derivative 0."""
+class Hold(eqx.Module):
+    """Which neurons' states stand still during one interval (one mask per population).
+
+    - ``refractory``: neurons in their refractory period; their ``CLAMPED`` states
+      are held (the model's ``refractory T clamp ...``);
+    - ``spent``: with ``amos``, the neurons that have spiked; *all* their states are
+      held at their value after the reset, and input to them is dropped. ``None``
+      without ``amos``.
+
+    Holding a spent neuron is what makes ``amos`` safe for models whose upswing
+    only the reset stops (Izhikevich, EIF, AdEx): a neuron that is never armed
+    again would otherwise be driven to a finite-time blow-up by later input. It
+    changes nothing else: a spent neuron never spikes again, so its later state
+    reaches no spike and no loss (only a recorded trace of it shows the hold).
+    """
+
+    refractory: Masks
+    spent: Masks | None = None
+
+
+def vector_field(populations: tuple[NeuronModel, ...], y: State, refractory: Masks,
+                 spent: Masks | None = None) -> State:
+    """``dy/dt``; the ``CLAMPED`` states of refractory neurons, and every state of a
+    ``spent`` neuron, have derivative 0."""
     out = []
-    for pop, s, refr in zip(populations, y, refractory):
+    for i, (pop, s, refr) in enumerate(zip(populations, y, refractory)):
         f = pop.vector_field(s)
         model = type(pop)
         if model.REFRACTORY and model.CLAMPED:
@@ -58,8 +81,15 @@ def vector_field(populations: tuple[NeuronModel, ...], y: State, refractory: Mas
                 k: (_select(refr, jnp.zeros_like(v), v) if k in model.CLAMPED else v)
                 for k, v in f.items()
             }
+        if spent is not None and model.SPIKING:
+            f = {k: _select(spent[i], jnp.zeros_like(v), v) for k, v in f.items()}
         out.append(f)
     return tuple(out)
+
+
+def held_field(populations, y: State, hold: Hold) -> State:
+    """:func:`vector_field` with the masks of a :class:`Hold`."""
+    return vector_field(populations, y, hold.refractory, hold.spent)
 
 
 def conditions(populations: tuple[NeuronModel, ...], y: State) -> tuple[jax.Array, ...]:

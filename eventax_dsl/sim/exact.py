@@ -161,10 +161,18 @@ def _merge(a, b):
     return tuple({**x, **z} for x, z in zip(a, b))
 
 
-def _advance(populations, exact, dt, refractory, keys):
-    """The exact states after ``dt`` (a scalar, or one per neuron of each population)."""
-    return tuple(pop.propagate(e, dt, r) if ks else e
-                 for pop, e, r, ks in zip(populations, exact, refractory, keys))
+def _advance(populations, exact, dt, hold: dyn.Hold, keys):
+    """The exact states after ``dt`` (a scalar, or one per neuron of each population);
+    the states of ``hold.spent`` neurons do not move."""
+    out = []
+    for i, (pop, e, r, ks) in enumerate(zip(populations, exact, hold.refractory, keys)):
+        if ks:
+            new = pop.propagate(e, dt, r)
+            if hold.spent is not None and type(pop).SPIKING:
+                new = {k: dyn._select(hold.spent[i], e[k], v) for k, v in new.items()}
+            e = new
+        out.append(e)
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------- solver
@@ -178,8 +186,8 @@ class _NumericField(eqx.Module):
     keys: tuple = eqx.field(static=True)
 
     def __call__(self, t, n, args):
-        populations, refractory, _ = args
-        e = _advance(populations, self.exact0, t - self.t0, refractory, self.keys)
+        populations, hold, _ = args
+        e = _advance(populations, self.exact0, t - self.t0, hold, self.keys)
         f = self.terms.vf(t, _merge(e, n), args)
         return _split(f, self.keys)[1]
 
@@ -192,16 +200,16 @@ class ExactInterpolation(dfx.AbstractLocalInterpolation):
     t1: Any
     exact0: tuple
     populations: tuple
-    refractory: tuple
+    hold: dyn.Hold
     numeric: Any
     keys: tuple = eqx.field(static=True)
 
-    def __init__(self, *, t0, t1, exact0, populations, refractory, keys, numeric=None, inner_cls=None):
+    def __init__(self, *, t0, t1, exact0, populations, hold, keys, numeric=None, inner_cls=None):
         self.t0 = t0
         self.t1 = t1
         self.exact0 = exact0
         self.populations = populations
-        self.refractory = refractory
+        self.hold = hold
         self.keys = keys
         self.numeric = None if inner_cls is None else inner_cls(t0=t0, t1=t1, **numeric)
 
@@ -209,7 +217,7 @@ class ExactInterpolation(dfx.AbstractLocalInterpolation):
         del left
         if t1 is not None:
             return jtu.tree_map(lambda a, b: a - b, self.evaluate(t1), self.evaluate(t0))
-        e = _advance(self.populations, self.exact0, t0 - self.t0, self.refractory, self.keys)
+        e = _advance(self.populations, self.exact0, t0 - self.t0, self.hold, self.keys)
         n = tuple({} for _ in self.keys) if self.numeric is None else self.numeric.evaluate(t0)
         return _merge(e, n)
 
@@ -247,10 +255,10 @@ class ExactSolver(dfx.AbstractAdaptiveSolver):
         return self.inner.init(self._inner_terms(terms, e0, t0), t0, t1, n0, args)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        populations, refractory, _ = args
+        populations, hold, _ = args
         e0, n0 = _split(y0, self.keys)
-        e1 = _advance(populations, e0, t1 - t0, refractory, self.keys)
-        dense = dict(exact0=e0, populations=populations, refractory=refractory)
+        e1 = _advance(populations, e0, t1 - t0, hold, self.keys)
+        dense = dict(exact0=e0, populations=populations, hold=hold)
         if self.inner is None:
             return _merge(e1, n0), None, dense, None, dfx.RESULTS.successful
         n1, n_err, n_dense, solver_state, result = self.inner.step(
@@ -342,13 +350,13 @@ class ExactStepController(dfx.AbstractStepSizeController):
 
     def _crossing_inside(self, t0, t1, y0, y1, args):
         """Does a watched term cross zero and come back inside ``(t0, t1)``; where to end the step."""
-        populations, refractory, watch = jax.lax.stop_gradient(args)
+        populations, hold, watch = jax.lax.stop_gradient(args)
         y0, y1 = jax.lax.stop_gradient((y0, y1))
         h = t1 - t0
         best = jnp.asarray(jnp.inf, jnp.result_type(t0, t1))
         for p in self.two_modes + self.searched:
             find = two_mode_maximum if p in self.two_modes else searched_maximum
-            found, tau = find(populations[p], y0[p], y1[p], refractory[p],
+            found, tau = find(populations[p], y0[p], y1[p], hold.refractory[p],
                               dyn.Watch((watch.armed[p],), (watch.rearm[p],), (watch.margin[p],)), h)
             best = jnp.minimum(best, jnp.min(jnp.where(found, tau, jnp.inf), initial=jnp.inf))
         return jnp.isfinite(best), t0 + best
@@ -542,7 +550,7 @@ def first_crossing(pop: NeuronModel, s0, refractory, watch: dyn.Watch, h, t0, rt
     return found, x
 
 
-def integrate_closed_form(populations, y, t0, t1, refractory, watch, options: SimOptions, dtype,
+def integrate_closed_form(populations, y, t0, t1, hold, watch, options: SimOptions, dtype,
                           attach_gradient):
     """The event loop's integration step for a network solved entirely in closed form.
 
@@ -562,7 +570,7 @@ def integrate_closed_form(populations, y, t0, t1, refractory, watch, options: Si
     atol = float(getattr(finder, "atol", default))
     h = jax.lax.stop_gradient(t1 - t0)
     start = jax.lax.stop_gradient(t0)
-    frozen = jax.lax.stop_gradient((populations, y, refractory, watch))
+    frozen = jax.lax.stop_gradient((populations, y, hold.refractory, watch))
     best = jnp.asarray(jnp.inf, dtype)
     spiking = False
     for p, pop in enumerate(frozen[0]):
@@ -574,11 +582,11 @@ def integrate_closed_form(populations, y, t0, t1, refractory, watch, options: Si
         best = jnp.minimum(best, jnp.min(jnp.where(found, tau, jnp.inf), initial=jnp.inf))
     hit = jnp.isfinite(best)
     t_stop = jnp.where(hit, jax.lax.stop_gradient(t0 + jnp.where(hit, best, 0.0)), t1)
-    y1 = _advance(populations, y, t_stop - t0, refractory, keys)
+    y1 = _advance(populations, y, t_stop - t0, hold, keys)
     ok = jnp.asarray(True)
     if not spiking:
         return t_stop, y1, jnp.asarray(False), ok
-    t_spike, y_spike = attach_gradient(populations, t_stop, y1, refractory, watch, hit)
+    t_spike, y_spike = attach_gradient(populations, t_stop, y1, hold, watch, hit)
     t_out = jnp.where(hit, t_spike, t_stop)
     y_out = jtu.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y1)
     return t_out, y_out, hit, ok

@@ -56,7 +56,9 @@ Semantics in detail
   spike): ``CLAMPED`` states have zero derivative, input to them is dropped, and
   with ``GUARDED`` their condition is ignored -- so a guarded neuron that is above
   threshold when its refractory period ends spikes right then.
-- ``amos``: a neuron that has spiked is never armed again.
+- ``amos``: a neuron that has spiked is never armed again; it is reset once and
+  then held (all derivatives 0, input dropped), so no later input can drive a
+  model whose upswing only the reset stops (Izhikevich, EIF) to a blow-up.
 - Input spikes at the same time are summed (counts times weights) and
   delivered together; an input and a spike at the same time: the spike first.
 
@@ -274,8 +276,8 @@ def _iterates_per_step(net: Network, options: SimOptions) -> bool:
 
 # -------------------------------------------------------------- integration
 def _vf(t, y, args):
-    populations, refractory, _ = args
-    return dyn.vector_field(populations, y, refractory)
+    populations, hold, _ = args
+    return dyn.held_field(populations, y, hold)
 
 
 @jax.custom_jvp
@@ -300,15 +302,15 @@ def _detached_condition(t, y, args):
 def _detached_condition_jvp(primals, tangents):
     t, y, args = primals
     t_dot = tangents[0]
-    populations, refractory, watch = args
-    value, slope = _condition_and_slope(populations, y, refractory, watch)
+    populations, hold, watch = args
+    value, slope = _condition_and_slope(populations, y, hold, watch)
     return value, slope * t_dot
 
 
-def _condition_and_slope(populations, y, refractory, watch):
+def _condition_and_slope(populations, y, hold, watch):
     """The event function ``c`` (:func:`~eventax_dsl.sim.dynamics.earliest_condition`)
     and ``dc/dt = grad c . f(y)``."""
-    f = dyn.vector_field(populations, y, refractory)
+    f = dyn.held_field(populations, y, hold)
     return jax.jvp(lambda y_: dyn.earliest_condition(populations, y_, watch), (y,), (f,))
 
 
@@ -316,7 +318,7 @@ def _cond(t, y, args, **kwargs):
     return _detached_condition(t, y, args)
 
 
-def _attach_spike_gradient(populations, t_hit, y_hit, refractory, watch, hit):
+def _attach_spike_gradient(populations, t_hit, y_hit, hold, watch, hit):
     """Give the spike time and state their exact derivatives (implicit function theorem).
 
     At the spike ``c(y(t*, theta), theta) = 0``, so
@@ -338,16 +340,16 @@ def _attach_spike_gradient(populations, t_hit, y_hit, refractory, watch, hit):
     crossing (``dc/dt <= 0`` numerically) gets no time derivative.
     """
     t_hit = jax.lax.stop_gradient(t_hit)
-    c, slope = _condition_and_slope(populations, y_hit, refractory, watch)
+    c, slope = _condition_and_slope(populations, y_hit, hold, watch)
     ok = hit & (slope > 0)
     safe = jnp.where(ok, slope, jnp.ones_like(slope))
     dt = jnp.where(ok, -(c - jax.lax.stop_gradient(c)) / safe, jnp.zeros_like(c))
-    f = dyn.vector_field(populations, y_hit, refractory)
+    f = dyn.held_field(populations, y_hit, hold)
     y = jax.tree_util.tree_map(lambda v, fv: v + fv * dt, y_hit, f)
     return t_hit + dt, y
 
 
-def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, dtype,
+def _integrate(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtype,
                dt_carry=None):
     """Solve from ``t0`` towards ``t1``, stopping at the first watched crossing.
 
@@ -362,12 +364,12 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
     spiking = any(type(p).SPIKING for p in populations)
     # exact integration of the models' linear states where possible (sim/exact.py);
     # a network solved entirely in closed form needs no ODE solver at all
-    closed = exact.integrate_closed_form(populations, y, t0, t1, refractory, watch, options, dtype,
+    closed = exact.integrate_closed_form(populations, y, t0, t1, hold, watch, options, dtype,
                                          attach_gradient=_attach_spike_gradient)
     if closed is not None:
         return (*closed, dt_carry, jnp.zeros((), jnp.int32))
     if options.stepping == "single":
-        return _single_step(net, y, t0, t1, refractory, watch, options, dtype, dt_carry)
+        return _single_step(net, y, t0, t1, hold, watch, options, dtype, dt_carry)
     solver, controller = exact.solver_and_controller(populations, options, dtype)
     event = (
         dfx.Event(_cond, options.get_root_finder(dtype), direction=True) if spiking else None
@@ -379,7 +381,7 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
         t1,
         options.dt if dt_carry is None else dt_carry,
         y,
-        args=(populations, refractory, watch),
+        args=(populations, hold, watch),
         stepsize_controller=controller,
         event=event,
         max_steps=options.max_solver_steps,
@@ -396,13 +398,13 @@ def _integrate(net: Network, y, t0, t1, refractory, watch, options: SimOptions, 
     if not spiking:
         return t1, y1, jnp.asarray(False), ok, dt_carry, steps
     hit = jnp.asarray(sol.event_mask)
-    t_spike, y_spike = _attach_spike_gradient(populations, t1, y1, refractory, watch, hit)
+    t_spike, y_spike = _attach_spike_gradient(populations, t1, y1, hold, watch, hit)
     t1 = jnp.where(hit, t_spike, t1)
     y1 = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y1)
     return t1, y1, hit, ok, dt_carry, steps
 
 
-def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions, dtype, dt):
+def _single_step(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtype, dt):
     """``stepping="single"``: at most one solver step from ``t0`` towards ``t1``.
 
     Returns ``(t, y, hit, ok, dt, steps)`` like :func:`_integrate`. The step is
@@ -415,7 +417,7 @@ def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions
     controller's proposal, so consecutive iterations continue one solve.
     """
     populations = net.populations
-    args = (populations, refractory, watch)
+    args = (populations, hold, watch)
     fixed = dt is None  # options.dt: constant steps
     if fixed:
         dt = jnp.asarray(options.dt, dtype)
@@ -470,7 +472,7 @@ def _single_step(net: Network, y, t0, t1, refractory, watch, options: SimOptions
 
     t_hit = jax.lax.cond(eqxi.unvmap_any(hit), located, lambda: jax.lax.stop_gradient(t_next))
     y_hit = interp.evaluate(t_hit)
-    t_spike, y_spike = _attach_spike_gradient(populations, t_hit, y_hit, refractory, watch, hit)
+    t_spike, y_spike = _attach_spike_gradient(populations, t_hit, y_hit, hold, watch, hit)
     t_out = jnp.where(hit, t_spike, t_out)
     y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y_out)
     return t_out, y_out, hit, ok, dt_new, steps
@@ -613,9 +615,14 @@ def simulate(
                   else None),
     )
 
+    def _spent(first_spike):
+        """With ``amos``: the neurons that have spiked (held, see :class:`~.dynamics.Hold`)."""
+        return tuple(jnp.isfinite(fs) for fs in first_spike) if opts.amos else None
+
     def body(c: _Carry) -> _Carry:
         t = c.t
         refractory = tuple(r > t for r in c.refr_until)
+        hold = dyn.Hold(refractory, _spent(c.first_spike))
         cond = dyn.conditions(pops, c.y)
         eligible = []
         for p, refr, fs in zip(pops, refractory, c.first_spike):
@@ -657,7 +664,7 @@ def simulate(
         t_stop = jnp.where(any_now, t, jnp.maximum(t_next, t))
 
         # ---- integrate to it, or to the first spike
-        t_hit, y1, hit, ok, dt_carry, steps = _integrate(net, c.y, t, t_stop, refractory, watch,
+        t_hit, y1, hit, ok, dt_carry, steps = _integrate(net, c.y, t, t_stop, hold, watch,
                                                          opts, dtype, c.dt_carry)
         hit = hit & ~any_now
         # one solver step may end before t_stop: it returns where it ended (t when
@@ -755,6 +762,9 @@ def simulate(
             (r > t1) if type(p).REFRACTORY else jnp.zeros((p.n,), bool)
             for p, r in zip(pops, refr_until)
         )
+        spent = _spent(first_spike)
+        if spent is not None:  # amos: a neuron that has spiked takes no more input
+            blocked = tuple(b | s for b, s in zip(blocked, spent))
         y2 = dyn.deliver(net, y2, sources, blocked, direct)
         ptr = c.ptr + jnp.where(is_input, n_take, 0)
 

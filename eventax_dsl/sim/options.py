@@ -130,8 +130,9 @@ class SimOptions:
 
     **Semantics**
 
-    - ``amos``: at most one spike per neuron; a neuron that has spiked is never
-      tested again (its state still evolves, and it is reset once).
+    - ``amos``: at most one spike per neuron; a neuron that has spiked is reset
+      once and then held: its states keep their values after the reset and input
+      to it is dropped (:class:`eventax_dsl.sim.dynamics.Hold`).
 
     **Budget** (see :func:`eventax_dsl.sim.loop.event_budget`)
 
