@@ -1,5 +1,7 @@
 """Event semantics: simultaneous crossings, AMOS, refractoriness, budget and NaN errors."""
 
+from pathlib import Path
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -9,7 +11,6 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from pathlib import Path  # noqa: E402
 from models_handwritten import LIF, LIFRef  # noqa: E402
 
 import eventax_dsl  # noqa: E402
