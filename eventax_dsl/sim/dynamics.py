@@ -68,12 +68,11 @@ class Hold(eqx.Module):
     spent: Masks | None = None
 
 
-def vector_field(populations: tuple[NeuronModel, ...], y: State, refractory: Masks,
-                 spent: Masks | None = None) -> State:
-    """``dy/dt``; the ``CLAMPED`` states of refractory neurons, and every state of a
-    ``spent`` neuron, have derivative 0."""
+def vector_field(populations: tuple[NeuronModel, ...], y: State, hold: Hold) -> State:
+    """``dy/dt``; the ``CLAMPED`` states of ``hold.refractory`` neurons, and every state
+    of a ``hold.spent`` neuron, have derivative 0."""
     out = []
-    for i, (pop, s, refr) in enumerate(zip(populations, y, refractory)):
+    for i, (pop, s, refr) in enumerate(zip(populations, y, hold.refractory)):
         f = pop.vector_field(s)
         model = type(pop)
         if model.REFRACTORY and model.CLAMPED:
@@ -81,15 +80,10 @@ def vector_field(populations: tuple[NeuronModel, ...], y: State, refractory: Mas
                 k: (_select(refr, jnp.zeros_like(v), v) if k in model.CLAMPED else v)
                 for k, v in f.items()
             }
-        if spent is not None and model.SPIKING:
-            f = {k: _select(spent[i], jnp.zeros_like(v), v) for k, v in f.items()}
+        if hold.spent is not None and model.SPIKING:
+            f = {k: _select(hold.spent[i], jnp.zeros_like(v), v) for k, v in f.items()}
         out.append(f)
     return tuple(out)
-
-
-def held_field(populations, y: State, hold: Hold) -> State:
-    """:func:`vector_field` with the masks of a :class:`Hold`."""
-    return vector_field(populations, y, hold.refractory, hold.spent)
 
 
 def conditions(populations: tuple[NeuronModel, ...], y: State) -> tuple[jax.Array, ...]:
@@ -146,9 +140,9 @@ def earliest_condition(populations, y: State, watch: Watch) -> jax.Array:
     return best
 
 
-def condition_slopes(populations, y: State, refractory: Masks) -> tuple[jax.Array, ...]:
+def condition_slopes(populations, y: State, hold: Hold) -> tuple[jax.Array, ...]:
     """``dc_j/dt = grad c_j . f(y)`` for every neuron (a forward-mode JVP)."""
-    f = vector_field(populations, y, refractory)
+    f = vector_field(populations, y, hold)
     _, slopes = jax.jvp(lambda y_: conditions(populations, y_), (y,), (f,))
     return slopes
 

@@ -474,7 +474,7 @@ def _stationary_point(pop, s0, refractory, watch, h, margin: bool = True):
     dtype = watch.margin[0].dtype
 
     def field(s):
-        return dyn.vector_field((pop,), (s,), (refractory,))[0]
+        return dyn.vector_field((pop,), (s,), dyn.Hold((refractory,)))[0]
 
     def slope(s):
         return jax.jvp(lambda s_: _terms(pop, s_, watch), (s,), (field(s),))[1]

@@ -277,7 +277,7 @@ def _iterates_per_step(net: Network, options: SimOptions) -> bool:
 # -------------------------------------------------------------- integration
 def _vf(t, y, args):
     populations, hold, _ = args
-    return dyn.held_field(populations, y, hold)
+    return dyn.vector_field(populations, y, hold)
 
 
 @jax.custom_jvp
@@ -310,7 +310,7 @@ def _detached_condition_jvp(primals, tangents):
 def _condition_and_slope(populations, y, hold, watch):
     """The event function ``c`` (:func:`~eventax_dsl.sim.dynamics.earliest_condition`)
     and ``dc/dt = grad c . f(y)``."""
-    f = dyn.held_field(populations, y, hold)
+    f = dyn.vector_field(populations, y, hold)
     return jax.jvp(lambda y_: dyn.earliest_condition(populations, y_, watch), (y,), (f,))
 
 
@@ -344,7 +344,7 @@ def _attach_spike_gradient(populations, t_hit, y_hit, hold, watch, hit):
     ok = hit & (slope > 0)
     safe = jnp.where(ok, slope, jnp.ones_like(slope))
     dt = jnp.where(ok, -(c - jax.lax.stop_gradient(c)) / safe, jnp.zeros_like(c))
-    f = dyn.held_field(populations, y_hit, hold)
+    f = dyn.vector_field(populations, y_hit, hold)
     y = jax.tree_util.tree_map(lambda v, fv: v + fv * dt, y_hit, f)
     return t_hit + dt, y
 
@@ -622,16 +622,18 @@ def simulate(
     def body(c: _Carry) -> _Carry:
         t = c.t
         refractory = tuple(r > t for r in c.refr_until)
-        hold = dyn.Hold(refractory, _spent(c.first_spike))
+        spent = _spent(c.first_spike)
+        hold = dyn.Hold(refractory, spent)
+        # the neurons that may still spike (with amos: those that have not yet)
+        unspent = (tuple(jnp.ones((p.n,), bool) for p in pops) if spent is None
+                   else tuple(~s for s in spent))
         cond = dyn.conditions(pops, c.y)
         eligible = []
-        for p, refr, fs in zip(pops, refractory, c.first_spike):
+        for p, refr, u in zip(pops, refractory, unspent):
             m = type(p)
-            e = jnp.full((p.n,), m.SPIKING)
+            e = jnp.full((p.n,), m.SPIKING) & u
             if m.REFRACTORY and m.GUARDED:
                 e = e & ~refr
-            if opts.amos:
-                e = e & ~jnp.isfinite(fs)
             eligible.append(e)
         # Re-arm disarmed neurons whose condition is now clearly negative (half
         # the margin: hysteresis against the root finder's tolerance).
@@ -642,8 +644,8 @@ def simulate(
         watch = dyn.Watch(
             armed=tuple(e & a & (cv < 0) for e, a, cv in zip(eligible, armed_now, cond)),
             rearm=tuple(
-                jnp.full((p.n,), type(p).SPIKING) & ~a & ~(opts.amos & jnp.isfinite(fs))
-                for p, a, fs in zip(pops, armed_now, c.first_spike)
+                jnp.full((p.n,), type(p).SPIKING) & ~a & u
+                for p, a, u in zip(pops, armed_now, unspent)
             ),
             margin=c.margin,
         )
@@ -773,7 +775,7 @@ def simulate(
         # condition (|dc/dt| * time tolerance), so a crossing is never counted
         # twice, plus a relative floor.
         tol = root_atol + root_rtol * jnp.abs(t1)
-        slopes = dyn.condition_slopes(pops, y2, blocked)
+        slopes = dyn.condition_slopes(pops, y2, dyn.Hold(blocked))
         cond2 = dyn.conditions(pops, y2)
         margin = tuple(
             jnp.where(s, jax.lax.stop_gradient(
