@@ -54,7 +54,10 @@ then locates crossings on the closed form without missing brief ones.
 Refractoriness is metadata: while a neuron is refractory (for
 ``refractory_period(p)`` after its spike) the simulator holds the states named
 in ``CLAMPED`` fixed, drops its input and, if ``GUARDED`` is set, ignores its spike
-condition.
+condition. With ``KEEP_INPUT`` (the language's ``refractory ... keep input``) input
+is not dropped: the input rule is applied as usual, except that the ``CLAMPED``
+states keep their values (e.g. a synaptic current keeps collecting spikes while the
+membrane is held).
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class NeuronModel(eqx.Module):
     REFRACTORY: ClassVar[bool] = False
     GUARDED: ClassVar[bool] = False
     CLAMPED: ClassVar[tuple[str, ...]] = ()
+    KEEP_INPUT: ClassVar[bool] = False
     EXACT_STATES: ClassVar[tuple[str, ...]] = ()
     EXACT_SPIKE: ClassVar[bool] = False
 

@@ -43,7 +43,11 @@ def explain(ir: ModelIR) -> str:
         out.append(f"spike: upward zero crossing of {_s(ir.spike)}{guard}")
     if ir.refractory is not None:
         clamp = ", clamping " + ", ".join(ir.clamped) if ir.clamped else ""
-        out.append(f"refractory: {_s(ir.refractory)} ms, input blocked{clamp}")
+        if not ir.keep_input:
+            fate = "input blocked"
+        else:
+            fate = "input applied" + (" except to clamped states" if ir.clamped else "")
+        out.append(f"refractory: {_s(ir.refractory)} ms{clamp}, {fate}")
     if ir.reset:
         out.append("reset:")
         out += [f"  {k} <- {_s(v)}" for k, v in ir.reset.items()]
@@ -112,6 +116,7 @@ def explain_json(ir: ModelIR) -> dict:
         "guarded": ir.guarded,
         "refractory": None if ir.refractory is None else _s(ir.refractory),
         "clamped": list(ir.clamped),
+        "keep_input": ir.keep_input,
         "reset": {k: _s(v) for k, v in ir.reset.items()},
         "input": {k: _s(v) for k, v in ir.receive.items()},
         "observables": {k: _s(v) for k, v in ir.observables.items()},

@@ -182,6 +182,35 @@ def test_keyword_as_name():
     assert (err.code, err.message) == ("E012", "undefined name 'then'")
 
 
+@pytest.mark.parametrize("line, word, keyword, col", [
+    ("spike whenv >= 1", "whenv", "when", 7),    # the post-lexer sees 'when' + 'v'
+    ("refractory 2 ms clampv", "clampv", "clamp", 17),
+    ("refractory 2 ms clamp v keepinput", "keepinput", "keep", 25),
+    ("on inputs(w):", "inputs", "input", 4),     # the lexer itself stops after 'input'
+])
+def test_a_keyword_glued_to_a_word_is_an_error(line, word, keyword, col):
+    # 'clampv' used to parse as 'clamp v': keywords are keywords only as whole words
+    lines = ["neuron X", "state:", "    v = 0", "equations:", "    v' = 1 / 10 ms",
+             "spike when v >= 1", "refractory 2 ms", "on input(w):", "    v += w"]
+    at = {"spike": 5, "refractory": 6, "on": 7}[line.split()[0]]
+    lines[at] = line
+    (err,) = errors("\n".join(lines) + "\n")
+    assert (err.code, err.message) == ("E002", f"unexpected '{word}'")
+    assert err.span == Span(at + 1, col, at + 1, col + len(word))
+    rest = word[len(keyword):]
+    assert err.hint == f"'{keyword}' is a keyword; if '{rest}' is a separate word, put a space before it"
+
+
+def test_keep_input_parses_and_keep_stays_usable_as_a_name():
+    src = ("neuron X\nparameters:\n    keep = 2 ms\nstate:\n    v = 0\n    i = 0\nequations:\n"
+           "    v' = (i - v) / 10 ms\n    i' = -i / 5 ms\nspike when v >= 1\n"
+           "refractory keep clamp v keep input\nreset:\n    v = 0\non input(w):\n    i += w\n")
+    ir = compile_source(src).ir
+    assert ir.keep_input and ir.clamped == ("v",) and str(ir.refractory) == "keep"
+    ir = compile_source(src.replace(" keep input", "")).ir
+    assert not ir.keep_input and ir.clamped == ("v",)
+
+
 @pytest.mark.parametrize("rhs", ["v + if v > 0 then 1 else 0", "v + if (v > 0) then 1 else 0",
                                  "v then"])
 def test_if_inside_an_expression_needs_parentheses_hint(rhs):

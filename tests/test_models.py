@@ -335,7 +335,7 @@ def test_dendritic_shapes():
         assert specs[name].shape == (7,) and specs[name].learnable
     assert specs["tau_soma"].learnable and specs["tau_soma"].shape == ()
     assert [(c.name, c.shape) for c in D.CHANNELS] == [("w", (7,))]
-    assert D.REFRACTORY and D.GUARDED and D.CLAMPED == ("v",)
+    assert D.REFRACTORY and D.GUARDED and D.CLAMPED == ("v",) and D.KEEP_INPUT
 
     tau_d = np.linspace(5, 20, 7)
     pop = D.create(2, tau_d=tau_d, tau_syn=np.array([np.linspace(2, 8, 7), np.linspace(3, 9, 7)]))

@@ -220,6 +220,91 @@ def test_refractory_clamps_and_drops_input():
     assert times2[1] < expect[1] - 1.0
 
 
+_KEEP_INPUT_LIF = """neuron KeepLIF
+parameters:
+    tau_mem = 10 ms
+    tau_syn = 5 ms
+    bias    = 2.0
+    t_ref   = 2 ms
+state:
+    v = 0.0
+    i = 0.0
+equations:
+    v' = (-v + i + bias) / tau_mem
+    i' = -i / tau_syn
+spike when v >= 1 and not refractory
+refractory t_ref clamp v{keep}
+reset:
+    v = 0
+on input(w):
+    i += w
+    v += 0.5 * w
+"""
+
+
+def _keep_input_lif(keep: bool):
+    from eventax_dsl.compiler import class_from_source  # noqa: PLC0415
+
+    text = _KEEP_INPUT_LIF.format(keep=" keep input" if keep else "")
+    return class_from_source(eventax_dsl.compile_source(text).source, f"keep_input_lif_{keep}")
+
+
+@pytest.mark.parametrize("integrator", ["auto", "numeric"])
+def test_keep_input_while_refractory_matches_the_closed_form(integrator):
+    # Bias 2 fires the neuron at t0 = 10 ln 2; an input of weight w arrives 1 ms into
+    # its 2 ms refractory period. With 'keep input' the synaptic current takes it
+    # (i = w e^{-(t - ts)/5}) while v, clamped, ignores its 'v += 0.5 w'. From t1 = t0 + 2,
+    # v(u) = b (1 - e^{-u/10}) + I1 (e^{-u/10} - e^{-u/5}) with I1 = w e^{-1/5}
+    # (tau_syn = tau_mem / 2), and the second spike is where that reaches 1.
+    # Without 'keep input' the input is lost: i stays 0.
+    w, b = 1.5, 2.0
+    t0 = 10.0 * np.log(2.0)
+    ts, t1 = t0 + 1.0, t0 + 2.0
+    probe = jnp.array([t0 + 0.5, t0 + 1.5, t1 + 0.5, t1 + 1.5])
+    x = jnp.array([ts])
+    i1 = w * np.exp(-1.0 / 5.0)
+
+    def v_after(u, i1=i1):
+        return b * (1 - np.exp(-u / 10)) + i1 * (np.exp(-u / 10) - np.exp(-u / 5))
+
+    net = _net(_keep_input_lif(True), w=w)
+    obs = jax.jit(lambda n: state_at(n, x, probe, integrator=integrator))(net)
+    np.testing.assert_allclose(obs["v"][:2, 0], 0.0, atol=1e-12)
+    np.testing.assert_allclose(obs["i"][:, 0], [0.0, *(w * np.exp(-(np.asarray(probe[1:]) - ts) / 5))],
+                               rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(obs["v"][2:, 0], v_after(np.array([0.5, 1.5])), rtol=1e-6)
+
+    lo, hi = 0.0, 10.0  # the second spike: bisection on the closed form
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if v_after(mid) < 1.0 else (lo, mid)
+    times, _ = _spikes(net, x, t1 + hi + 0.1, integrator=integrator)
+    np.testing.assert_allclose(times, [t0, t1 + hi], rtol=1e-7)
+
+    # d v(t1 + 1.5) / dw against the closed form's derivative
+    def v_late(n):
+        return state_at(n, x, probe[3:], integrator=integrator)["v"][0, 0]
+
+    grads = jax.grad(lambda n: v_late(n))(net)
+    u = 1.5
+    np.testing.assert_allclose(float(grads.weights[0]["w"][0, 0]),
+                               np.exp(-1 / 5) * (np.exp(-u / 10) - np.exp(-u / 5)), rtol=1e-6)
+
+    dropped = _net(_keep_input_lif(False), w=w)
+    obs = jax.jit(lambda n: state_at(n, x, probe, integrator=integrator))(dropped)
+    np.testing.assert_array_equal(obs["i"][:, 0], 0.0)
+    np.testing.assert_allclose(obs["v"][2:, 0], v_after(np.array([0.5, 1.5]), 0.0), rtol=1e-6)
+
+
+def test_keep_input_is_compiled_and_explained():
+    keep, drop = _keep_input_lif(True), _keep_input_lif(False)
+    assert keep.KEEP_INPUT and not drop.KEEP_INPUT and keep.CLAMPED == drop.CLAMPED == ("v",)
+    from eventax_dsl.explain import explain  # noqa: PLC0415
+
+    ir = eventax_dsl.compile_source(_KEEP_INPUT_LIF.format(keep=" keep input")).ir
+    assert "refractory: t_ref ms, clamping v, input applied except to clamped states" in explain(ir)
+
+
 def test_guarded_condition_fires_when_refractoriness_ends():
     # Without clamping, v crosses again during the refractory period (ignored) and
     # the neuron fires as soon as it ends.

@@ -414,6 +414,7 @@ class Checker:
             dynamics=dyn,
             spike=None if spike is None else simplify(spike),
             guarded=guarded, refractory=refractory, clamped=clamped,
+            keep_input=bool(m.refractory and m.refractory.keep_input),
             reset={k: simplify(v) for k, v in reset.items()},
             receive={k: simplify(v) for k, v in receive.items()},
             observables={k: simplify(v) for k, v in observables.items()},

@@ -78,6 +78,7 @@ class ModelIR:
     guarded: bool
     refractory: sp.Expr | None
     clamped: tuple[str, ...]
+    keep_input: bool  # the input rule still applies while refractory (CLAMPED states held)
     reset: dict[str, sp.Expr]  # state -> value right after a spike
     receive: dict[str, sp.Expr]  # state -> value right after input
     observables: dict[str, sp.Expr]

@@ -220,6 +220,7 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     emit(f"    REFRACTORY = {ir.refractory is not None!r}")
     emit(f"    GUARDED = {ir.guarded!r}")
     emit(f"    CLAMPED = {tuple(ir.clamped)!r}")
+    emit(f"    KEEP_INPUT = {ir.keep_input!r}")
     emit(f"    LINEAR_BLOCKS = {tuple(ir.linear_blocks)!r}")
     emit(f"    EXACT_STATES = {ir.exact_states!r}")
     emit(f"    EXACT_SPIKE = {ir.exact_spike!r}")

@@ -203,6 +203,7 @@ class Refractory:
     duration: Expr
     clamped: tuple[tuple[str, Span], ...]
     span: Span
+    keep_input: bool = False  # ``keep input``: the input rule still applies while refractory
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import lark
 from lark import Token, Transformer, v_args
@@ -38,13 +39,19 @@ _SECTION_KEYWORDS = ("constants", "parameters", "state", "equations", "spike",
 
 
 class _BracketNewlines:
-    """Post-lexer: newlines inside (), [] do not end a statement."""
+    """Post-lexer: newlines inside (), [] do not end a statement; a keyword glued to the
+    word after it (``whenv``, ``clampv``) is an error, not the keyword and a name."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
         depth = 0
+        prev = None
         for tok in stream:
+            if (prev is not None and _is_keyword(prev) and tok.start_pos == prev.end_pos
+                    and _is_word_char(str(tok)[:1])):
+                raise _Glued(prev)
+            prev = tok
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
                 if depth > MAX_NESTING:
@@ -59,6 +66,25 @@ class _BracketNewlines:
 class _TooDeep(Exception):
     def __init__(self, tok):
         self.tok = tok
+
+
+class _Glued(_TooDeep):
+    """A keyword token directly followed by letters, digits or ``_``."""
+
+
+@functools.lru_cache(maxsize=1)
+def _keywords() -> frozenset[str]:
+    """The grammar's keywords: its literal terminals made of letters."""
+    return frozenset(t.pattern.value for t in _parser().terminals
+                     if t.pattern.type == "str" and t.pattern.value.isalpha())
+
+
+def _is_keyword(tok: Token) -> bool:
+    return tok.type not in ("NAME", "UNIT") and str(tok) in _keywords()
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,6 +115,12 @@ def _join(a: Span, b: Span) -> Span:
 def _strip_nl_span(tok: Token) -> Span:
     """Span of a statement-ending token, trimmed to its first character."""
     return Span.point(tok.line, tok.column)
+
+
+class _KeepInput(NamedTuple):
+    """``keep input`` after a refractory period (folded into :class:`~.ast.Refractory`)."""
+
+    span: Span
 
 
 @v_args(meta=True)
@@ -201,11 +233,15 @@ class _ToAST(Transformer):
     def clamp(self, meta, items):
         return tuple((str(t), _tok_span(t)) for t in items)
 
+    def keep_input(self, meta, items):
+        return _KeepInput(_meta_span(meta))
+
     def refractory_stmt(self, meta, items):
-        duration = items[0]
-        clamped = items[1] if len(items) > 1 else ()
-        return ast.Refractory(duration, clamped, _join(_meta_span(meta), duration.span)
-                              if not clamped else _join(_meta_span(meta), clamped[-1][1]))
+        duration, rest = items[0], items[1:]
+        keep = rest[-1] if rest and isinstance(rest[-1], _KeepInput) else None
+        clamped = rest[0] if rest and not isinstance(rest[0], _KeepInput) else ()
+        end = keep.span if keep else clamped[-1][1] if clamped else duration.span
+        return ast.Refractory(duration, clamped, _join(_meta_span(meta), end), keep_input=keep is not None)
 
     def assignment(self, meta, items):
         target, op, expr = items
@@ -301,6 +337,8 @@ def parse(source: bytes | str, filename: str = "<input>") -> ast.Model:
     padded = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(padded)
+    except _Glued as exc:
+        _glued(exc.tok.start_pos, exc.tok.end_pos, text, filename)
     except _TooDeep as exc:
         _fail("E005", f"brackets nested more than {MAX_NESTING} deep", _tok_span(exc.tok), text, filename)
     except lark.exceptions.UnexpectedCharacters as exc:
@@ -358,8 +396,28 @@ def _hint_for_char(ch: str) -> str | None:
     return None
 
 
+def _glued(start: int, split: int, text: str, filename):
+    """Fail on the word at ``start`` that the lexer split at ``split`` into a keyword and
+    more letters (``clampv``): name the whole word."""
+    end = split
+    while end < len(text) and _is_word_char(text[end]):
+        end += 1
+    word, kw = text[start:end], text[start:split]
+    at = _offset_span(text, start)
+    _fail("E002", f"unexpected {word!r}", Span(at.line, at.column, at.line, at.column + len(word)),
+          text, filename, f"'{kw}' is a keyword; if {word[len(kw):]!r} is a separate word, put a space "
+                          "before it")
+
+
 def _unexpected_token(exc, text, filename):
     tok = exc.token
+    pos = tok.start_pos
+    if tok.type not in ("$END", "_NL") and pos and _is_word_char(str(tok)[:1]) and _is_word_char(text[pos - 1]):
+        start = pos  # the token is the tail of a word: a keyword before it took the rest
+        while start and _is_word_char(text[start - 1]):
+            start -= 1
+        if text[start:pos] in _keywords():
+            _glued(start, pos, text, filename)
     expected = sorted({_READABLE.get(t, _keyword_name(t)) for t in exc.expected} - {None})
     if tok.type == "$END":
         _fail("E004", "unexpected end of file" + (f"; expected {_one_of(expected)}" if expected else ""),

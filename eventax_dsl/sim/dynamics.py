@@ -169,15 +169,17 @@ def reset(populations, y: State, spiked: Masks) -> State:
 
 
 def deliver(net: Network, y: State, sources: dict[int, jax.Array], blocked: Masks,
-            direct: dict[int, tuple[dict[str, jax.Array], jax.Array]] | None = None) -> State:
+            direct: dict[int, tuple[dict[str, jax.Array], jax.Array]] | None = None,
+            held: Masks | None = None) -> State:
     """Deliver spikes: ``sources[src]`` is a float ``(n_src,)`` array of spike counts
     (0/1 for a population, counts for the external input ``-1``).
 
     Per destination population the weights are summed per channel,
     ``sum_j count_j * W[j, :, ...]``, and passed once to ``apply_input``. Only
     neurons that actually receive a spike (a synapse from a spiking source) and are
-    not ``blocked`` (refractory) are updated, so a model whose input rule has a
-    constant part is not triggered by silence.
+    not ``blocked`` (refractory, unless the model has ``KEEP_INPUT``) are updated, so
+    a model whose input rule has a constant part is not triggered by silence. The
+    ``CLAMPED`` states of ``held`` (refractory) neurons keep their values.
 
     ``direct[j]``: for projection ``j``, its already summed input per channel and
     the mask of the neurons it reaches (the event loop passes the external input
@@ -215,7 +217,9 @@ def deliver(net: Network, y: State, sources: dict[int, jax.Array], blocked: Mask
         pop = net.populations[dst]
         new = pop.apply_input(out[dst], summed)
         take = hit[dst] & ~blocked[dst]
-        out[dst] = {k: _select(take, new[k], v) for k, v in out[dst].items()}
+        clamped = type(pop).CLAMPED if held is not None and type(pop).REFRACTORY else ()
+        kept = take & ~held[dst] if clamped else take
+        out[dst] = {k: _select(kept if k in clamped else take, new[k], v) for k, v in out[dst].items()}
     return tuple(out)
 
 

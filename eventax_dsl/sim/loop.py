@@ -53,7 +53,8 @@ Semantics in detail
   spikes at once (an input made it jump, or it crossed within the root
   tolerance of another spike).
 - Refractory neurons (``REFRACTORY``, for ``refractory_period`` after each
-  spike): ``CLAMPED`` states have zero derivative, input to them is dropped, and
+  spike): ``CLAMPED`` states have zero derivative, input to them is dropped
+  (with ``KEEP_INPUT`` it is applied, but not to the ``CLAMPED`` states), and
   with ``GUARDED`` their condition is ignored -- so a guarded neuron that is above
   threshold when its refractory period ends spikes right then.
 - ``amos``: a neuron that has spiked is never armed again; it is reset once and
@@ -760,14 +761,17 @@ def simulate(
             direct[j] = ({k: jnp.where(apply_now, v, 0.0) for k, v in sums.items()}, reach & apply_now)
             keep = is_input & ~complete
             pending.append(({k: jnp.where(keep, v, 0.0) for k, v in sums.items()}, reach & keep))
-        blocked = tuple(
+        refractory1 = tuple(
             (r > t1) if type(p).REFRACTORY else jnp.zeros((p.n,), bool)
             for p, r in zip(pops, refr_until)
         )
+        # refractory neurons drop their input, unless the model keeps it
+        blocked = tuple(jnp.zeros_like(r) if type(p).KEEP_INPUT else r
+                        for p, r in zip(pops, refractory1))
         spent = _spent(first_spike)
         if spent is not None:  # amos: a neuron that has spiked takes no more input
             blocked = tuple(b | s for b, s in zip(blocked, spent))
-        y2 = dyn.deliver(net, y2, sources, blocked, direct)
+        y2 = dyn.deliver(net, y2, sources, blocked, direct, held=refractory1)
         ptr = c.ptr + jnp.where(is_input, n_take, 0)
 
         # ---- disarm the neurons that spiked, until their condition falls below
@@ -775,7 +779,7 @@ def simulate(
         # condition (|dc/dt| * time tolerance), so a crossing is never counted
         # twice, plus a relative floor.
         tol = root_atol + root_rtol * jnp.abs(t1)
-        slopes = dyn.condition_slopes(pops, y2, dyn.Hold(blocked))
+        slopes = dyn.condition_slopes(pops, y2, dyn.Hold(refractory1, spent))
         cond2 = dyn.conditions(pops, y2)
         margin = tuple(
             jnp.where(s, jax.lax.stop_gradient(
