@@ -198,7 +198,8 @@ def test_a_keyword_glued_to_a_word_is_an_error(line, word, keyword, col):
     assert (err.code, err.message) == ("E002", f"unexpected '{word}'")
     assert err.span == Span(at + 1, col, at + 1, col + len(word))
     rest = word[len(keyword):]
-    assert err.hint == f"'{keyword}' is a keyword; if '{rest}' is a separate word, put a space before it"
+    assert err.hint == (f"'{keyword}' is a keyword; if '{rest}' is a separate word, "
+                        "put a space before it")
 
 
 def test_keep_input_parses_and_keep_stays_usable_as_a_name():

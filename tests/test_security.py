@@ -33,7 +33,8 @@ GENERATED = {
     "StateSpec",
     # class attributes and methods
     "__doc__", "NAME", "DOC", "SOURCE_FILE", "SOURCE_SHA256", "COMPILER_VERSION", "STATES", "PARAMETERS",
-    "CHANNELS", "OBSERVABLES", "SPIKING", "REFRACTORY", "GUARDED", "CLAMPED", "KEEP_INPUT", "LINEAR_BLOCKS",
+    "CHANNELS", "OBSERVABLES", "SPIKING", "REFRACTORY", "GUARDED", "CLAMPED", "KEEP_INPUT",
+    "LINEAR_BLOCKS",
     "init", "dynamics", "spike_condition", "reset", "refractory_period", "receive", "observe",
     # exact integration (closed forms of linear blocks)
     "EXACT_STATES", "EXACT_SPIKE", "flow", "flow_clamped", "spike_rates",

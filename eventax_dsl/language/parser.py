@@ -68,8 +68,11 @@ class _TooDeep(Exception):
         self.tok = tok
 
 
-class _Glued(_TooDeep):
+class _Glued(Exception):
     """A keyword token directly followed by letters, digits or ``_``."""
+
+    def __init__(self, tok):
+        self.tok = tok
 
 
 @functools.lru_cache(maxsize=1)
@@ -241,7 +244,8 @@ class _ToAST(Transformer):
         keep = rest[-1] if rest and isinstance(rest[-1], _KeepInput) else None
         clamped = rest[0] if rest and not isinstance(rest[0], _KeepInput) else ()
         end = keep.span if keep else clamped[-1][1] if clamped else duration.span
-        return ast.Refractory(duration, clamped, _join(_meta_span(meta), end), keep_input=keep is not None)
+        return ast.Refractory(duration, clamped, _join(_meta_span(meta), end),
+                              keep_input=keep is not None)
 
     def assignment(self, meta, items):
         target, op, expr = items
@@ -404,15 +408,16 @@ def _glued(start: int, split: int, text: str, filename):
         end += 1
     word, kw = text[start:end], text[start:split]
     at = _offset_span(text, start)
+    hint = f"'{kw}' is a keyword; if {word[len(kw):]!r} is a separate word, put a space before it"
     _fail("E002", f"unexpected {word!r}", Span(at.line, at.column, at.line, at.column + len(word)),
-          text, filename, f"'{kw}' is a keyword; if {word[len(kw):]!r} is a separate word, put a space "
-                          "before it")
+          text, filename, hint)
 
 
 def _unexpected_token(exc, text, filename):
     tok = exc.token
     pos = tok.start_pos
-    if tok.type not in ("$END", "_NL") and pos and _is_word_char(str(tok)[:1]) and _is_word_char(text[pos - 1]):
+    if (tok.type not in ("$END", "_NL") and pos and _is_word_char(str(tok)[:1])
+            and _is_word_char(text[pos - 1])):
         start = pos  # the token is the tail of a word: a keyword before it took the rest
         while start and _is_word_char(text[start - 1]):
             start -= 1

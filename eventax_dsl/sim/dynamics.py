@@ -219,7 +219,8 @@ def deliver(net: Network, y: State, sources: dict[int, jax.Array], blocked: Mask
         take = hit[dst] & ~blocked[dst]
         clamped = type(pop).CLAMPED if held is not None and type(pop).REFRACTORY else ()
         kept = take & ~held[dst] if clamped else take
-        out[dst] = {k: _select(kept if k in clamped else take, new[k], v) for k, v in out[dst].items()}
+        out[dst] = {k: _select(kept if k in clamped else take, new[k], v)
+                    for k, v in out[dst].items()}
     return tuple(out)
 
 
