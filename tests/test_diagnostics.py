@@ -210,6 +210,12 @@ def test_keep_input_parses_and_keep_stays_usable_as_a_name():
     assert ir.keep_input and ir.clamped == ("v",) and str(ir.refractory) == "keep"
     ir = compile_source(src.replace(" keep input", "")).ir
     assert not ir.keep_input and ir.clamped == ("v",)
+    # W003 when there is nothing for it to keep: no input rule at all
+    compiled = compile_source(src.replace("on input(w):\n    i += w\n", ""))
+    (warning,) = [w for w in compiled.warnings if w.code == "W003"]
+    assert warning.message == "'keep input' has no effect: the model has no input rule"
+    assert warning.span == Span(11, 25, 11, 35)
+    assert not [w for w in compile_source(src).warnings if w.code == "W003"]
 
 
 @pytest.mark.parametrize("rhs", ["v + if v > 0 then 1 else 0", "v + if (v > 0) then 1 else 0",

@@ -394,6 +394,10 @@ class Checker:
         for p in m.parameters:
             if p.name not in self.used:
                 self.warnings.append(Diagnostic("W001", f"parameter '{p.name}' is never used", p.name_span))
+        keep = m.refractory.keep_input if m.refractory else None
+        if keep is not None and not set(receive) - set(clamped):
+            why = "the input rule changes only clamped states" if receive else "the model has no input rule"
+            self.warnings.append(Diagnostic("W003", f"'keep input' has no effect: {why}", keep))
         state_names = [s.name for s in states]
         for s in m.states:
             if s.name in dynamics or s.name in reset or s.name in receive:
@@ -414,7 +418,7 @@ class Checker:
             dynamics=dyn,
             spike=None if spike is None else simplify(spike),
             guarded=guarded, refractory=refractory, clamped=clamped,
-            keep_input=bool(m.refractory and m.refractory.keep_input),
+            keep_input=keep is not None,
             reset={k: simplify(v) for k, v in reset.items()},
             receive={k: simplify(v) for k, v in receive.items()},
             observables={k: simplify(v) for k, v in observables.items()},

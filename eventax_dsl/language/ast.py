@@ -203,7 +203,7 @@ class Refractory:
     duration: Expr
     clamped: tuple[tuple[str, Span], ...]
     span: Span
-    keep_input: bool = False  # ``keep input``: the input rule still applies while refractory
+    keep_input: Span | None = None  # ``keep input``: the input rule still applies while refractory
 
 
 @dataclass(frozen=True)

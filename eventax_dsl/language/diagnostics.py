@@ -55,6 +55,7 @@ CODES: dict[str, str] = {
     "E035": "value must be a constant expression",
     "W001": "unused parameter",
     "W002": "state never changes",
+    "W003": "'keep input' without effect",
 }
 
 

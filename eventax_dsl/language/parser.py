@@ -245,7 +245,7 @@ class _ToAST(Transformer):
         clamped = rest[0] if rest and not isinstance(rest[0], _KeepInput) else ()
         end = keep.span if keep else clamped[-1][1] if clamped else duration.span
         return ast.Refractory(duration, clamped, _join(_meta_span(meta), end),
-                              keep_input=keep is not None)
+                              keep_input=keep.span if keep else None)
 
     def assignment(self, meta, items):
         target, op, expr = items
