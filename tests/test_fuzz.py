@@ -103,7 +103,7 @@ TOKENS = [
     # keywords and section headers
     "language 1", "neuron", "constants:", "parameters:", "state:", "equations:", "spike when",
     "refractory", "clamp", "reset:", "on input(w):", "observe:", "learnable", "if", "then",
-    "else", "and", "or", "not", "not refractory", "when", "input",
+    "else", "and", "or", "not", "not refractory", "when", "input", "keep", "keep input", "clampv",
     # operators and punctuation
     "(", ")", "[", "]", ",", ":", "'", "=", "+=", "-=", "+", "-", "*", "/", "^", "**", ">=",
     "<=", "==", "!=", "<", ">", "\\\n", "\n", "\r\n", "\t", "    ", '"""', "#", ";", "{", "$",
