@@ -396,7 +396,8 @@ class Checker:
                 self.warnings.append(Diagnostic("W001", f"parameter '{p.name}' is never used", p.name_span))
         keep = m.refractory.keep_input if m.refractory else None
         if keep is not None and not set(receive) - set(clamped):
-            why = "the input rule changes only clamped states" if receive else "the model has no input rule"
+            why = ("the input rule changes only clamped states" if receive
+                   else "the model has no input rule")
             self.warnings.append(Diagnostic("W003", f"'keep input' has no effect: {why}", keep))
         state_names = [s.name for s in states]
         for s in m.states:
