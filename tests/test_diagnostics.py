@@ -202,6 +202,35 @@ def test_a_keyword_glued_to_a_word_is_an_error(line, word, keyword, col):
                         "put a space before it")
 
 
+@pytest.mark.parametrize("line, word, keyword, col", [
+    ("refractory 2 msclamp v", "msclamp", "clamp", 14),    # lexed as the unit 'msclamp'
+    ("refractory t_refclamp v", "t_refclamp", "clamp", 12),
+    ("refractory 2 ms clamp vkeep input", "vkeep", "keep", 23),
+])
+def test_a_word_ending_in_a_keyword_is_named_with_a_hint(line, word, keyword, col):
+    lines = ["neuron X", "parameters:", "    t_ref = 2 ms", "state:", "    v = 0", "    i = 0",
+             "equations:", "    v' = (i - v) / 10 ms", "    i' = -i / 5 ms", "spike when v >= 1",
+             line, "on input(w):", "    i += w"]
+    (err,) = errors("\n".join(lines) + "\n")
+    assert (err.code, err.message) == ("E002", f"unexpected '{word}'")
+    assert err.span == Span(11, col, 11, col + len(word))
+    head = word[:-len(keyword)]
+    assert err.hint == f"'{keyword}' is a keyword; if '{head}' is a separate word, put a space after it"
+
+
+def test_expected_tokens_are_those_that_can_really_follow():
+    # LALR's merged lookahead used to offer ')' and ']' with no bracket open
+    src = "neuron X\nparameters:\n    factor = 2\nstate:\n    v = 0\nequations:\n"
+    (err,) = errors(src + "    v' = factor v / 10 ms\n")
+    assert err.span == Span(7, 17, 7, 18) and err.hint is None  # not 'fact or v'
+    assert err.message.startswith("unexpected 'v'; expected '(', '*' or '/', '+' or '-', '^'")
+    assert "')'" not in err.message and "']'" not in err.message
+    (err,) = errors(src + "    v' = (factor v) / 10 ms\n")
+    assert "')'" in err.message and "end of line" not in err.message
+    (err,) = errors(src + "    v' = (-v + ) / 10 ms\n")  # the atom 'refractory' is not offered
+    assert err.message == "unexpected ')'; expected '(', '+' or '-', a name or a number"
+
+
 def test_keep_input_parses_and_keep_stays_usable_as_a_name():
     src = ("neuron X\nparameters:\n    keep = 2 ms\nstate:\n    v = 0\n    i = 0\nequations:\n"
            "    v' = (i - v) / 10 ms\n    i' = -i / 5 ms\nspike when v >= 1\n"

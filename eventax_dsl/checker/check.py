@@ -17,14 +17,13 @@ import sympy as sp
 
 from ..language import ast
 from ..language.diagnostics import CompileError, Diagnostic, Span, did_you_mean
+from ..language.parser import EXPRESSION_KEYWORDS
 from . import units as U
 from .functions import BUILTINS, CONSTANTS, vsum
 from .ir import ChannelIR, ModelIR, ParamIR, StateIR
 from .simplify import Budget, linear_blocks, simplify_safe
 
 MAX_VECTOR = 4096
-#: keywords that may appear inside expressions: never valid as declared names
-EXPRESSION_KEYWORDS = frozenset({"if", "then", "else", "and", "or", "not", "refractory"})
 
 # kinds of names
 STATE, PARAM, CONST, ALIAS, CHANNEL = "state", "parameter", "constant", "alias", "weight channel"

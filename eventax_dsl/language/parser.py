@@ -34,6 +34,9 @@ _READABLE = {
     "COMPARE": "a comparison", "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'",
     "POW_OP": "'^'", "LEARNABLE": "'learnable'",
 }
+#: Keywords that may appear inside an expression (``refractory`` only as ``and not
+#: refractory`` in a spike condition); the checker refuses them as declared names.
+EXPRESSION_KEYWORDS = frozenset({"if", "then", "else", "and", "or", "not", "refractory"})
 _SECTION_KEYWORDS = ("constants", "parameters", "state", "equations", "spike",
                      "refractory", "reset", "on", "observe")
 
@@ -400,17 +403,43 @@ def _hint_for_char(ch: str) -> str | None:
     return None
 
 
-def _glued(start: int, split: int, text: str, filename):
-    """Fail on the word at ``start`` that the lexer split at ``split`` into a keyword and
-    more letters (``clampv``): name the whole word."""
+def _glued(start: int, split: int, text: str, filename, keyword_first: bool = True):
+    """Fail on the word at ``start`` that is a keyword and more letters glued together,
+    split at ``split``: ``clampv`` (keyword first) or ``msclamp`` (keyword last). Names the
+    whole word."""
     end = split
     while end < len(text) and _is_word_char(text[end]):
         end += 1
-    word, kw = text[start:end], text[start:split]
+    word, head, tail = text[start:end], text[start:split], text[split:end]
     at = _offset_span(text, start)
-    hint = f"'{kw}' is a keyword; if {word[len(kw):]!r} is a separate word, put a space before it"
+    if keyword_first:
+        hint = f"'{head}' is a keyword; if {tail!r} is a separate word, put a space before it"
+    else:
+        hint = f"'{tail}' is a keyword; if {head!r} is a separate word, put a space after it"
     _fail("E002", f"unexpected {word!r}", Span(at.line, at.column, at.line, at.column + len(word)),
           text, filename, hint)
+
+
+def _keyword_tail(text: str, pos: int) -> tuple[int, int] | None:
+    """``(start, split)`` when the word ending just before ``pos`` (spaces skipped) ends in a
+    keyword that, split off with a space, lets the parse get past ``pos``: ``2 msclamp v``
+    lexes as the unit ``msclamp`` and fails at ``v``, while ``2 ms clamp v`` parses."""
+    end = len(text[:pos].rstrip(" \t"))
+    start = end - len(_word_before(text, pos))
+    word = text[start:end]
+    # operators are left out: 'factor v' parses as 'fact or v', but the name was meant
+    for kw in sorted(_keywords() - EXPRESSION_KEYWORDS, key=len, reverse=True):
+        if len(word) > len(kw) and word.endswith(kw):
+            split = end - len(kw)
+            trial = text[:split] + " " + text[split:]
+            try:
+                _parser().parse(trial if trial.endswith("\n") else trial + "\n")
+            except (lark.exceptions.UnexpectedInput, _Glued, _TooDeep) as exc:
+                at = exc.tok.start_pos if isinstance(exc, (_Glued, _TooDeep)) else exc.pos_in_stream
+                if at is None or at <= pos + 1:  # + 1: the inserted space
+                    continue
+            return start, split
+    return None
 
 
 def _unexpected_token(exc, text, filename):
@@ -423,7 +452,9 @@ def _unexpected_token(exc, text, filename):
             start -= 1
         if text[start:pos] in _keywords():
             _glued(start, pos, text, filename)
-    expected = sorted({_READABLE.get(t, _keyword_name(t)) for t in exc.expected} - {None})
+    if tok.type != "$END" and pos and (split := _keyword_tail(text, pos)):
+        _glued(*split, text, filename, keyword_first=False)
+    expected = sorted({_READABLE.get(t, _keyword_name(t)) for t in _acceptable(exc)} - {None})
     if tok.type == "$END":
         _fail("E004", "unexpected end of file" + (f"; expected {_one_of(expected)}" if expected else ""),
               _eof_span(text), text, filename)
@@ -433,8 +464,8 @@ def _unexpected_token(exc, text, filename):
     if tok.type == "_NL" and exc.expected & {"NAME", "NUMBER", "LPAR"}:
         hint = "the statement is incomplete"
     elif "NAME" in exc.expected and (
-            str(tok) in _SECTION_KEYWORDS or str(tok) in ("if", "then", "else", "and", "or", "not", "when",
-                                                          "learnable", "clamp", "input", "neuron", "language")):
+            str(tok) in _SECTION_KEYWORDS or str(tok) in EXPRESSION_KEYWORDS
+            or str(tok) in ("when", "learnable", "clamp", "input", "neuron", "language")):
         hint = f"'{tok}' is a keyword and cannot be used as a name"
     elif str(tok) in ("then", "else") or (tok.start_pos is not None
                                           and _word_before(text, tok.start_pos) == "if"):
@@ -442,6 +473,18 @@ def _unexpected_token(exc, text, filename):
         hint = "an 'if ... then ... else ...' inside a larger expression must be in parentheses"
     _fail("E002", f"unexpected {shown}" + (f"; expected {_one_of(expected)}" if expected else ""),
           span, text, filename, hint)
+
+
+def _acceptable(exc) -> set[str]:
+    """The terminals that could really come next. LALR's ``exc.expected`` is the merged
+    lookahead of the state, which names ')' outside brackets; replaying each on a copy of
+    the parser (``accepts``) keeps only those that can be shifted."""
+    try:
+        accepted = set(exc.interactive_parser.accepts()) or set(exc.expected)
+    except Exception:  # pragma: no cover - the plain set is still a fair answer
+        accepted = set(exc.expected)
+    # the 'refractory' atom is grammatical wherever a name is, but only meant after 'and not'
+    return accepted - {"REFRACTORY"} if len(accepted) > 1 else accepted
 
 
 def _word_before(text: str, pos: int) -> str:
