@@ -215,7 +215,8 @@ def test_a_word_ending_in_a_keyword_is_named_with_a_hint(line, word, keyword, co
     assert (err.code, err.message) == ("E002", f"unexpected '{word}'")
     assert err.span == Span(11, col, 11, col + len(word))
     head = word[:-len(keyword)]
-    assert err.hint == f"'{keyword}' is a keyword; if '{head}' is a separate word, put a space after it"
+    assert err.hint == (f"'{keyword}' is a keyword; if '{head}' is a separate word, "
+                        "put a space after it")
 
 
 def test_expected_tokens_are_those_that_can_really_follow():
