@@ -104,6 +104,7 @@ TOKENS = [
     "language 1", "neuron", "constants:", "parameters:", "state:", "equations:", "spike when",
     "refractory", "clamp", "reset:", "on input(w):", "observe:", "learnable", "if", "then",
     "else", "and", "or", "not", "not refractory", "when", "input", "keep", "keep input", "clampv",
+    "msclamp", "vkeep", "factor",
     # operators and punctuation
     "(", ")", "[", "]", ",", ":", "'", "=", "+=", "-=", "+", "-", "*", "/", "^", "**", ">=",
     "<=", "==", "!=", "<", ">", "\\\n", "\n", "\r\n", "\t", "    ", '"""', "#", ";", "{", "$",
