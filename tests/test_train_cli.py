@@ -24,7 +24,7 @@ from eventax_dsl.sim.loop import BUDGET, NAN_BASE, SPIKE_BUFFER
 from eventax_dsl.train import engine
 from eventax_dsl.train.cli import main
 from eventax_dsl.train.config import TrainConfig, default_lanes
-from eventax_dsl.train.trainer import StepError, Trainer, eval_order
+from eventax_dsl.train.trainer import StepError, Trainer, dead_neuron_note, eval_order
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -335,6 +335,27 @@ def test_evaluation_sorts_samples_by_input_count_without_changing_the_metrics(mo
     a, b = sorted_run["_plot"], plain_run["_plot"]
     assert np.array_equal(a["x"], x[0]) and np.array_equal(a["spike_ids"], b["spike_ids"])
     np.testing.assert_allclose(a["spike_times"], b["spike_times"], rtol=1e-6)
+
+
+def test_a_mostly_dead_network_gets_one_note(monkeypatch):
+    # a gain this small leaves every neuron below threshold: all 6 + 3 are dead
+    said = []
+    trainer = Trainer(TrainConfig(**{**SHARED_CONFIG, "epochs": 2}, init_gain=1e-3),
+                      log=said.append)
+    monkeypatch.setattr(trainer, "train_epoch", lambda: (
+        setattr(trainer, "epoch", trainer.epoch + 1)
+        or {"lr": 0.0, "train_loss": 1.0, "train_acc": 0.5, "samples_per_s": 1.0, "epoch_s": 1.0}))
+    trainer.fit()
+    assert [r["dead_neurons"] for r in trainer.history] == [9, 9]
+    notes = [m for m in said if m.startswith("note:")]
+    assert notes == ["note: 9 of 9 spiking neurons never spiked on the test set, despite the "
+                     "dead-neuron term (--revive 1); a lower --lr or --logit-scale may keep "
+                     "more of them alive"]
+    assert said.index(notes[0]) == 1  # after epoch 1's line, and not again after epoch 2
+    # without the term the note says how to add it; below half dead it says nothing
+    assert dead_neuron_note(5, 10, 0.0).endswith("--revive 1 adds it (docs/training.md, "
+                                                 "'Dead hidden neurons')")
+    assert dead_neuron_note(4, 10, 0.0) is None and dead_neuron_note(0, 0, 0.0) is None
 
 
 def test_lanes_change_how_a_batch_runs_not_what_it_computes(monkeypatch):
