@@ -37,8 +37,6 @@ _READABLE = {
 #: Keywords that may appear inside an expression (``refractory`` only as ``and not
 #: refractory`` in a spike condition); the checker refuses them as declared names.
 EXPRESSION_KEYWORDS = frozenset({"if", "then", "else", "and", "or", "not", "refractory"})
-_SECTION_KEYWORDS = ("constants", "parameters", "state", "equations", "spike",
-                     "refractory", "reset", "on", "observe")
 
 
 class _BracketNewlines:
@@ -464,8 +462,7 @@ def _unexpected_token(exc, text, filename):
     if tok.type == "_NL" and exc.expected & {"NAME", "NUMBER", "LPAR"}:
         hint = "the statement is incomplete"
     elif "NAME" in exc.expected and (
-            str(tok) in _SECTION_KEYWORDS or str(tok) in EXPRESSION_KEYWORDS
-            or str(tok) in ("when", "learnable", "clamp", "input", "neuron", "language")):
+            str(tok) in _keywords() - {"keep"}):  # 'keep' stays usable as a name
         hint = f"'{tok}' is a keyword and cannot be used as a name"
     elif str(tok) in ("then", "else") or (tok.start_pos is not None
                                           and _word_before(text, tok.start_pos) == "if"):
