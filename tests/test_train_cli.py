@@ -11,6 +11,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,14 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     assert main([*SHARED, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
     rows = _check_run_dir(tmp_path / "a", 2)
     assert rows[0]["train_loss"] != rows[1]["train_loss"]
+    # the loss's terms, logged and named in the epoch line, sum to it
+    terms = ("cross_entropy", "early_spike", "silent_push", "revive")
+    for r in rows:
+        assert r["train_loss"] == pytest.approx(sum(r[f"train_{k}"] for k in terms), rel=1e-6)
+    assert rows[0]["train_cross_entropy"] > 0 and rows[0]["train_early_spike"] > 0
+    said = capsys.readouterr().out
+    assert (f"epoch 1: train loss {rows[0]['train_loss']:.4f} (cross entropy "
+            f"{rows[0]['train_cross_entropy']:.4f}, early spike ") in said
     # yinyang default lr 5e-3: half-way down the cosine after epoch 1, at 1 % after epoch 2
     np.testing.assert_allclose([r["lr"] for r in rows], [5e-3 * (0.01 + 0.99 / 2), 5e-5], rtol=1e-6)
     # killed after epoch 1, resumed for one more
@@ -120,6 +129,15 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     monkeypatch.setattr(Trainer, "_write_checkpoint", original)
     meta = json.loads((tmp_path / "c" / "checkpoint.json").read_text())
     assert (meta["epoch"], meta["batch"], len(meta["partial"]["train_loss"])) == (1, 1, 1)
+    # a checkpoint from before the terms were logged: the same parameters, and the
+    # resumed epoch has no term means (its first batch's terms are unknown)
+    shutil.copytree(tmp_path / "c", tmp_path / "d")
+    del meta["partial"]["train_terms"]
+    (tmp_path / "d" / "checkpoint.json").write_text(json.dumps(meta))
+    assert main(["yinyang", "--resume", str(tmp_path / "d"), "--no-progress"]) == 0
+    assert (tmp_path / "d" / "checkpoint.eqx").read_bytes() == (tmp_path / "a" / "checkpoint.eqx").read_bytes()
+    old = _check_run_dir(tmp_path / "d", 2)
+    assert all(f"train_{k}" in old[0] and f"train_{k}" not in old[1] for k in terms)
     assert main(["yinyang", "--resume", str(tmp_path / "c"), "--no-progress"]) == 0
     assert "(1 of 2 batches of epoch 2 done)" in capsys.readouterr().err
     assert (tmp_path / "c" / "checkpoint.eqx").read_bytes() == (tmp_path / "a" / "checkpoint.eqx").read_bytes()

@@ -33,6 +33,7 @@ from eventax_dsl.train import (  # noqa: E402
     revive_term,
     ttfs_loss,
     ttfs_predict,
+    ttfs_terms,
     window_exp_integral,
     window_integral,
     with_quadrature,
@@ -95,6 +96,42 @@ def test_silent_target_term_acts_only_where_the_target_never_spiked():
         ttfs_loss(jnp.asarray(t), jnp.asarray(y), t_max=T_MAX, silent_push=beta)
     with pytest.raises(ValueError, match="ttfs and max losses only"):
         Readout(kind="exp-integral", silent_push=1.0)
+
+
+def test_loss_terms_name_the_parts_and_sum_to_the_loss():
+    # TTFS: cross-entropy, early-spike regulariser and silent-target term, per sample
+    t = np.array([[3.0, 5.0, np.inf], [np.inf, np.inf, np.inf], [12.0, np.inf, 9.0]])
+    c = np.array([[0.1, -0.8, -1.3], [-0.9, -0.6, -0.4], [-0.5, -2.2, -0.2]])
+    y = np.array([0, 2, 1])
+    kw = dict(t_max=T_MAX, tau0=0.5, tau1=6.4, alpha=3e-3, c_mean=jnp.asarray(c), silent_push=0.7)
+    terms = ttfs_terms(jnp.asarray(t), jnp.asarray(y), **kw)
+    assert list(terms) == ["cross_entropy", "early_spike", "silent_push"]
+    tf = np.where(np.isfinite(t), t, T_MAX)
+    t_y = tf[np.arange(3), y]
+    ce = -(-t_y / 0.5) + np.log(np.sum(np.exp(-tf / 0.5), axis=1))
+    np.testing.assert_allclose(np.asarray(terms["cross_entropy"]), ce, rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(terms["early_spike"]), 3e-3 * np.expm1(t_y / 6.4),
+                               rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(terms["silent_push"]), [0.0, 0.7 * 0.4, 0.7 * 2.2],
+                               rtol=1e-13)
+    per = ttfs_loss(jnp.asarray(t), jnp.asarray(y), **kw, reduce=False)
+    np.testing.assert_allclose(np.asarray(sum(terms.values())), np.asarray(per), rtol=1e-14)
+    # the max read-out with its silent-target term: logits (scaled) and sag rows
+    scores = jnp.asarray(np.stack([[[0.2, 0.9, 0.1], [0.0, 0.3, 0.8]],
+                                   [[0.5, 0.4, 0.3], [0.6, 0.0, 0.0]]]))  # (B=2, 2, n_out=3)
+    labels = jnp.asarray([2, 0])
+    r = Readout(kind="max", silent_push=0.5, logit_scale=3.0)
+    terms = r.loss_terms(scores, labels)
+    assert list(terms) == ["cross_entropy", "silent_push"]
+    np.testing.assert_allclose(np.asarray(terms["cross_entropy"]),
+                               np.asarray(cross_entropy(3.0 * scores[:, 0], labels, reduce=False)),
+                               rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(terms["silent_push"]), [0.5 * 0.8, 0.5 * 0.6],
+                               rtol=1e-14)
+    np.testing.assert_allclose(float(r.loss(scores, labels)),
+                               float(np.mean(np.asarray(sum(terms.values())))), rtol=1e-14)
+    # the integrals: the cross-entropy alone
+    assert list(Readout(kind="exp-integral").loss_terms(scores[:, 0], labels)) == ["cross_entropy"]
 
 
 def test_silent_target_push_through_simulation_closed_form_and_finite_differences():

@@ -32,6 +32,7 @@ from .losses import (
     revive_term,
     ttfs_loss,
     ttfs_predict,
+    ttfs_terms,
     voltage_predict,
     window_exp_integral,
     window_integral,
@@ -45,6 +46,7 @@ __all__ = [
     "attach_quadrature",
     "cross_entropy", "finite_times", "load_model", "max_over_time", "resolve_model", "revive_term",
     "train",
-    "ttfs_loss", "ttfs_predict", "voltage_predict", "window_exp_integral", "window_integral",
+    "ttfs_loss", "ttfs_predict", "ttfs_terms", "voltage_predict", "window_exp_integral",
+    "window_integral",
     "with_quadrature",
 ]

@@ -116,7 +116,11 @@ def make_optimizer(lr: float, weight_decay: float, clip: float, schedule: str = 
 # --------------------------------------------------------------------- train
 def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=None,
                lanes=None):
-    """Mean loss and accuracy of a batch (``x``: ``(B, in_size[, k])``).
+    """Mean loss of a batch (``x``: ``(B, in_size[, k])``) and its ``stats``.
+
+    ``stats``: a dict of batch means, ``"acc"`` (the accuracy) and each term of the
+    loss by name (:meth:`~eventax_dsl.train.readout.Readout.loss_terms`, and
+    ``"revive"``), which sum to the loss.
 
     With ``readout.revives`` the loss has ``readout.revive`` times the dead-neuron
     term :func:`~eventax_dsl.train.losses.revive_term` over the hidden neurons that
@@ -129,20 +133,34 @@ def batch_loss(params, static, x, y, t0, readout, options, axis_name=None, dead=
     net = eqx.combine(params, static)
     if not readout.revives:
         scores = per_sample(lambda xi, ti: readout.forward(net, xi, ti, options), (x, t0), lanes)
-        loss = readout.loss(scores, y)
+        loss, stats = _reduce(readout.loss_terms(scores, y))
     else:
         scores, (c_end, spiked) = per_sample(
             lambda xi, ti: readout.forward(net, xi, ti, options, hidden=True), (x, t0), lanes)
         if dead is None:
             dead = dead_mask(spiked, axis_name)
-        loss = _revived_loss(readout, scores, c_end, y, dead)
-    acc = jnp.mean(readout.predict(scores) == y)
-    return loss, acc
+        loss, stats = _reduce(_revived_terms(readout, scores, c_end, y, dead))
+    stats["acc"] = jnp.mean(readout.predict(scores) == y)
+    return loss, stats
 
 
-def _revived_loss(readout, scores, c_end, y, dead):
-    """The loss with the dead-neuron term (:func:`batch_loss`, :func:`backward_pass`)."""
-    return readout.loss(scores, y) + readout.revive * revive_term(c_end, dead)
+def _revived_terms(readout, scores, c_end, y, dead):
+    """The loss terms with the dead-neuron term, per sample (:func:`batch_loss`,
+    :func:`backward_pass`)."""
+    terms = readout.loss_terms(scores, y)
+    terms["revive"] = readout.revive * revive_term(c_end, dead, reduce=False)
+    return terms
+
+
+def _reduce(terms: dict):
+    """``(loss, means)``: each per-sample term's batch mean, and their sum."""
+    means = _mean_stats(terms)
+    return sum(means.values()), means
+
+
+def _mean_stats(stats: dict) -> dict:
+    """Per-sample ``stats`` (:func:`batch_loss` under ``vmap``) to batch means."""
+    return {name: jnp.mean(v) for name, v in stats.items()}
 
 
 def dead_mask(spiked, axis_name=None):
@@ -162,7 +180,8 @@ def dead_mask(spiked, axis_name=None):
 
 def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: float, dead=None,
                       lanes=None):
-    """Batch-mean loss, accuracy and gradient, each sample's gradient clipped first.
+    """Batch-mean loss, stats (:func:`batch_loss`) and gradient, each sample's gradient
+    clipped first.
 
     Why: an exact spike-time gradient is ``-(dc/dtheta) / (dc/dt)``, which diverges
     as a spike approaches a grazing threshold crossing (``dc/dt -> 0``), where the spike
@@ -185,9 +204,9 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
             return value_and_grad(p, static, xi[None], yi[None], ti[None], readout, options,
                                   axis_name="sample", dead=dead)
 
-        (losses, accs), grads = jax.vmap(one, in_axes=(None, 0, 0, 0), axis_name="sample")(
+        (losses, stats), grads = jax.vmap(one, in_axes=(None, 0, 0, 0), axis_name="sample")(
             params, x, y, t0)
-        return jnp.mean(losses), jnp.mean(accs), _clipped_mean(grads, sample_clip)
+        return jnp.mean(losses), _mean_stats(stats), _clipped_mean(grads, sample_clip)
     if readout.revives and dead is None:
         pullback, out, spiked = _forward_pass(params, static, x, t0, readout, options, True, lanes)
         return _backward_pass(pullback, out, y, dead_mask(spiked), readout, sample_clip, lanes)
@@ -196,8 +215,8 @@ def clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip: f
         return value_and_grad(params, static, xi[None], yi[None], ti[None], readout, options,
                               dead=dead)
 
-    (losses, accs), grads = per_sample(one, (x, y, t0), lanes)
-    return jnp.mean(losses), jnp.mean(accs), _clipped_mean(grads, sample_clip)
+    (losses, stats), grads = per_sample(one, (x, y, t0), lanes)
+    return jnp.mean(losses), _mean_stats(stats), _clipped_mean(grads, sample_clip)
 
 
 def _clipped_mean(grads, sample_clip: float):
@@ -216,7 +235,8 @@ def _clipped_mean(grads, sample_clip: float):
 @eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests check for recompiles)
 def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
                sample_clip=None, floors=(), lanes=None):
-    """One AdamW step on a batch: ``(params, opt_state, loss, accuracy)``.
+    """One AdamW step on a batch: ``(params, opt_state, loss, stats)``, ``stats`` as
+    :func:`batch_loss` gives them (the accuracy and each loss term's batch mean).
 
     With ``sample_clip`` (a float, static) every sample's gradient is scaled down to
     norm at most ``sample_clip`` before the batch average (:func:`clipped_mean_grad`).
@@ -226,19 +246,19 @@ def train_step(params, opt_state, static, x, y, t0, readout, optimizer, options,
     that spiked in none of this batch's samples (:func:`dead_mask`). ``lanes``
     (static): samples simulated side by side (:func:`per_sample`).
     """
-    loss, acc, grads = _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip,
-                                      lanes=lanes)
+    loss, stats, grads = _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip,
+                                        lanes=lanes)
     params, opt_state = _update(params, opt_state, grads, optimizer, floors)
-    return params, opt_state, loss, acc
+    return params, opt_state, loss, stats
 
 
 def _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead=None,
                    lanes=None):
     if sample_clip is None:
-        (loss, acc), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
+        (loss, stats), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(
             params, static, x, y, t0, readout, options, dead=dead, lanes=lanes
         )
-        return loss, acc, grads
+        return loss, stats, grads
     return clipped_mean_grad(params, static, x, y, t0, readout, options, sample_clip, dead,
                              lanes)
 
@@ -291,7 +311,7 @@ def _forward_pass(params, static, x, t0, readout, options, one_by_one: bool, lan
 @eqx.debug.assert_max_traces(max_traces=None)
 def backward_pass(pullback, out, y, dead, readout, sample_clip=None, lanes=None):
     """The second half of :func:`grad_step` after :func:`forward_pass`:
-    ``(loss, accuracy, gradient)`` of the share, with ``dead`` the whole batch's
+    ``(loss, stats, gradient)`` of the share (:func:`batch_loss`), with ``dead`` the whole batch's
     dead-neuron mask; ``sample_clip`` as in :func:`train_step` (then ``forward_pass``
     must have run with ``per_sample=True``)."""
     return _backward_pass(pullback, out, y, dead, readout, sample_clip, lanes)
@@ -301,28 +321,29 @@ def _backward_pass(pullback, out, y, dead, readout, sample_clip, lanes):
     scores, _ = out
 
     def loss_of(o, labels):
-        return _revived_loss(readout, *o, labels, dead)
+        return _reduce(_revived_terms(readout, *o, labels, dead))
 
+    value_and_grad = jax.value_and_grad(loss_of, has_aux=True, allow_int=True)
     acc = jnp.mean(readout.predict(scores) == y)
     if sample_clip is None:
-        loss, cotangent = jax.value_and_grad(loss_of, allow_int=True)(out, y)
+        (loss, stats), cotangent = value_and_grad(out, y)
         (grads,) = pullback(cotangent)
-        return loss, acc, grads
+        return loss, {**stats, "acc": acc}, grads
 
     def one(pull, o, yi):
         o1 = jtu.tree_map(lambda a: a[None], o)
-        loss, cotangent = jax.value_and_grad(loss_of, allow_int=True)(o1, yi[None])
-        return loss, pull(cotangent)[0]
+        (loss, stats), cotangent = value_and_grad(o1, yi[None])
+        return loss, stats, pull(cotangent)[0]
 
-    losses, grads = per_sample(one, (pullback, out, y), lanes)
-    return jnp.mean(losses), acc, _clipped_mean(grads, sample_clip)
+    losses, stats, grads = per_sample(one, (pullback, out, y), lanes)
+    return jnp.mean(losses), {**_mean_stats(stats), "acc": acc}, _clipped_mean(grads, sample_clip)
 
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
 def grad_step(params, static, x, y, t0, readout, options, sample_clip=None, dead=None,
               lanes=None):
-    """``(loss, accuracy, gradient)`` of a batch (or a device's share of one), as in
+    """``(loss, stats, gradient)`` of a batch (or a device's share of one), as in
     :func:`train_step` but without the update; ``dead``: the dead-neuron mask of the
     whole batch (needed when ``readout.revives``)."""
     return _loss_and_grad(params, static, x, y, t0, readout, options, sample_clip, dead, lanes)

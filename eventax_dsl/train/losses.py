@@ -44,6 +44,7 @@ __all__ = [
     "revive_term",
     "ttfs_loss",
     "ttfs_predict",
+    "ttfs_terms",
     "voltage_predict",
     "window_exp_integral",
     "window_integral",
@@ -160,20 +161,31 @@ def ttfs_loss(
 
     ``t_first``: ``(..., n_out)``; ``labels``: integer ``(...)``.
     """
+    terms = ttfs_terms(t_first, labels, t_max=t_max, tau0=tau0, tau1=tau1, alpha=alpha,
+                       c_mean=c_mean, silent_push=silent_push, smoothing=smoothing)
+    per = sum(terms.values())
+    return jnp.mean(per) if reduce else per
+
+
+def ttfs_terms(t_first, labels, *, t_max: float, tau0: float = 0.5, tau1: float = 6.4,
+               alpha: float = 3e-3, c_mean=None, silent_push: float = 0.0,
+               smoothing: float = 0.0) -> dict:
+    """The terms of :func:`ttfs_loss`, per sample, as a dict whose values sum to it:
+    ``"cross_entropy"``, ``"early_spike"`` (``alpha * (exp(t_y / tau1) - 1)``) and, with
+    ``silent_push > 0``, ``"silent_push"``. Arguments as in :func:`ttfs_loss`."""
     labels = jnp.asarray(labels)
     t = finite_times(t_first, t_max)
-    ce = cross_entropy(-t / tau0, labels, smoothing=smoothing, reduce=False)
-    t_target = at_label(t, labels)
-    per = ce + alpha * jnp.expm1(t_target / tau1)
+    terms = {"cross_entropy": cross_entropy(-t / tau0, labels, smoothing=smoothing,
+                                            reduce=False),
+             "early_spike": alpha * jnp.expm1(at_label(t, labels) / tau1)}
     if silent_push:
         if c_mean is None:
             raise ValueError("ttfs_loss: silent_push > 0 needs c_mean (the outputs' mean "
                              "spike condition)")
         silent = ~jnp.isfinite(at_label(t_first, labels))
-        c_target = at_label(c_mean, labels)
-        push = -silent_push * c_target
-        per = per + jnp.where(silent, push, jnp.zeros_like(push))
-    return jnp.mean(per) if reduce else per
+        push = -silent_push * at_label(c_mean, labels)
+        terms["silent_push"] = jnp.where(silent, push, jnp.zeros_like(push))
+    return terms
 
 
 def ttfs_predict(t_first):

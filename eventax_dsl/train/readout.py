@@ -266,19 +266,33 @@ class Readout:
 
     # ---------------------------------------------------------------- a batch
     def loss(self, scores, labels, *, reduce: bool = True):
-        """Loss of a batch of scores ``(B, n_out)`` and labels ``(B,)``."""
+        """Loss of a batch of scores ``(B, n_out)`` and labels ``(B,)``: the sum of
+        :meth:`loss_terms`, its mean over the batch if ``reduce``."""
+        per = sum(self.loss_terms(scores, labels).values())
+        return jnp.mean(per) if reduce else per
+
+    def loss_terms(self, scores, labels) -> dict:
+        """The terms of :meth:`loss`, per sample (``(B,)`` each), by name.
+
+        ``"cross_entropy"`` (every kind); TTFS: ``"early_spike"``, the
+        ``alpha * (exp(t_y / tau1) - 1)`` of :func:`~eventax_dsl.train.losses.ttfs_loss`;
+        with ``silent_push``: ``"silent_push"``. (The dead-neuron term, which needs
+        the whole batch, is added by the training step as ``"revive"``.) The trainer
+        logs each term's epoch mean (``train_<name>``), which shows which one moved
+        when the training loss jumps.
+        """
         if self.kind == "ttfs":
             t_first, c_mean = (scores[..., 0, :], scores[..., 1, :]) if self.pushes else (scores, None)
-            return losses.ttfs_loss(t_first, labels, t_max=self.t_end, tau0=self.tau0,
-                                    tau1=self.tau1, alpha=self.alpha, c_mean=c_mean,
-                                    silent_push=self.silent_push,
-                                    smoothing=self.label_smoothing, reduce=reduce)
+            return losses.ttfs_terms(t_first, labels, t_max=self.t_end, tau0=self.tau0,
+                                     tau1=self.tau1, alpha=self.alpha, c_mean=c_mean,
+                                     silent_push=self.silent_push, smoothing=self.label_smoothing)
         z = scores[..., 0, :] if self.pushes else scores
-        per = losses.cross_entropy(z * self.logit_scale, labels,
-                                   smoothing=self.label_smoothing, reduce=False)
+        terms = {"cross_entropy": losses.cross_entropy(z * self.logit_scale, labels,
+                                                       smoothing=self.label_smoothing,
+                                                       reduce=False)}
         if self.pushes:  # the max loss's silent-target term (see voltage_scores)
-            per = per + self.silent_push * losses.at_label(scores[..., 1, :], labels)
-        return jnp.mean(per) if reduce else per
+            terms["silent_push"] = self.silent_push * losses.at_label(scores[..., 1, :], labels)
+        return terms
 
     def predict(self, scores):
         """Predicted classes ``(B,)`` (``-1``: no output spike, TTFS only)."""

@@ -33,6 +33,11 @@ columns in ``metrics.csv``):
 ==========================  ====================================================
 ``train_loss/acc``          mean over the epoch's training batches (parameters
                             changing along the way)
+``train_<term>``            the same mean of each term of the training loss
+                            (:data:`LOSS_TERMS`: ``train_cross_entropy``, and where
+                            the loss has them ``train_early_spike`` (TTFS),
+                            ``train_silent_push``, ``train_revive``); they sum to
+                            ``train_loss``
 ``val_loss/acc``,           after the epoch
 ``test_loss/acc``
 ``best_epoch``,             epoch with the best validation accuracy so far, and
@@ -130,6 +135,19 @@ def _weights_only(net):
 
 #: :func:`dead_neuron_note` speaks up once this fraction of the spiking neurons is dead.
 DEAD_NOTE_FRACTION = 0.5
+
+
+#: The loss terms a training step reports (:meth:`~eventax_dsl.train.readout.Readout.loss_terms`
+#: and the dead-neuron term), in the order the epoch line names them.
+LOSS_TERMS = ("cross_entropy", "early_spike", "silent_push", "revive")
+
+
+def _terms_text(row: dict) -> str:
+    """`` (cross entropy 0.2100, silent push 0.9000)`` from an epoch's ``train_<term>``
+    means, for the epoch line; empty when the loss is the cross-entropy alone."""
+    parts = [f"{name.replace('_', ' ')} {row[f'train_{name}']:.4f}" for name in LOSS_TERMS
+             if f"train_{name}" in row]
+    return f" ({', '.join(parts)})" if len(parts) > 1 else ""
 
 
 def dead_neuron_note(dead: int, n_spiking: int, revive: float) -> str | None:
@@ -293,7 +311,8 @@ class Trainer:
         return eqx.tree_at(totals, out, dp.sum([totals(o) for o in outs]))
 
     def _train_step(self, x, y, t0):
-        """One optimisation step on a batch: ``(params, opt_state, loss, accuracy)``.
+        """One optimisation step on a batch: ``(params, opt_state, loss, stats)`` (``stats``:
+        the accuracy and each loss term, :func:`~eventax_dsl.train.engine.batch_loss`).
 
         With ``devices``: each device's share of the gradient, their mean, and one
         update. When the loss has the dead-neuron term, whose mask is the whole
@@ -323,10 +342,10 @@ class Trainer:
         else:
             outs = dp.run(lambda ps, a: grad_step(*ps, *a, ro, opts, clip, lanes=lanes), nets,
                           parts)
-        loss, acc, grads = dp.mean(outs)
+        loss, stats, grads = dp.mean(outs)
         params, opt_state = update_step(self.params, self.opt_state, grads, self.optimizer,
                                         self.floors)
-        return params, opt_state, loss, acc
+        return params, opt_state, loss, stats
 
     # ------------------------------------------------------------ evaluation
     def _eval_batches(self, split: Split, plot: bool = False):
@@ -430,7 +449,8 @@ class Trainer:
         return np.asarray(jr.permutation(key, len(self.data.train)))
 
     def train_epoch(self) -> dict:
-        """Run one epoch of optimisation; returns ``train_loss``, ``train_acc``, throughput."""
+        """Run one epoch of optimisation; returns ``train_loss``, ``train_acc``, each loss
+        term's mean (``train_<term>``), throughput."""
         cfg = self.cfg
         B = cfg.batch_size
         split = self.data.train
@@ -440,10 +460,14 @@ class Trainer:
 
         # a run resumed from a mid-epoch checkpoint continues where it stopped
         first = self.batch
-        partial = self._partial or {"train_loss": [], "train_acc": [], "train_s": 0.0}
+        partial = self._partial or {"train_loss": [], "train_acc": [], "train_terms": {},
+                                    "train_s": 0.0}
         losses, accs = list(partial["train_loss"]), list(partial["train_acc"])
         if len(losses) != first:
             raise ValueError(f"corrupt checkpoint: {len(losses)} batch losses for {first} batches")
+        # a checkpoint written before the terms were logged has none for its batches
+        all_terms = first == 0 or "train_terms" in partial
+        terms = {name: list(v) for name, v in partial.get("train_terms", {}).items()}
         every = cfg.checkpoint_every if self.out is not None else None
         bar = tqdm(range(first, n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False, file=sys.stderr, initial=first,
@@ -452,15 +476,18 @@ class Trainer:
         for b in bar:
             idx = order[b * B:(b + 1) * B]
             try:
-                self.params, self.opt_state, loss, acc = self._train_step(
+                self.params, self.opt_state, loss, stats = self._train_step(
                     split.x[idx], split.y[idx], split.t0[idx])
             except eqx.EquinoxRuntimeError as err:
                 raise self._step_error(err, f"training step failed in epoch {self.epoch + 1}, "
                                             f"batch {b + 1}") from err
             losses.append(loss)
-            accs.append(acc)
+            accs.append(stats["acc"])
+            for name, value in stats.items():
+                if name != "acc":
+                    terms.setdefault(name, []).append(value)
             if cfg.progress:
-                loss_f, acc_f = float(loss), float(acc)
+                loss_f, acc_f = float(loss), float(stats["acc"])
                 rate = (b + 1 - first) * B / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{loss_f:.4f}", acc=f"{acc_f:.3f}", samples_s=f"{rate:.1f}")
             if every and (b + 1) % every == 0 and b + 1 < n_batches:
@@ -468,6 +495,8 @@ class Trainer:
                 self._partial = {
                     "train_loss": [float(v) for v in jax.device_get(losses)],
                     "train_acc": [float(v) for v in jax.device_get(accs)],
+                    "train_terms": {name: [float(v) for v in jax.device_get(values)]
+                                    for name, values in terms.items()},
                     "train_s": partial["train_s"] + time.perf_counter() - start,
                 }
                 self._write_checkpoint()
@@ -482,8 +511,11 @@ class Trainer:
                 "or check the model")
         self.epoch += 1
         lr = self.lr_at(self.epoch * n_batches) if callable(self.lr_at) else self.lr_at
-        return {"lr": float(lr), "train_loss": float(losses.mean()), "train_acc": float(accs.mean()),
-                "samples_per_s": n_batches * B / elapsed, "epoch_s": elapsed}
+        row = {"lr": float(lr), "train_loss": float(losses.mean()), "train_acc": float(accs.mean())}
+        if all_terms:
+            row.update({f"train_{name}": float(np.mean(np.asarray(jax.device_get(values), float)))
+                        for name, values in terms.items()})
+        return {**row, "samples_per_s": n_batches * B / elapsed, "epoch_s": elapsed}
 
     def fit(self, epochs: int | None = None) -> TrainResult:
         """Train until ``epochs`` (default ``cfg.epochs``) epochs are done; returns a :class:`TrainResult`."""
@@ -509,8 +541,8 @@ class Trainer:
                 row.update(best_epoch=self.best["epoch"], test_acc_at_best=self.best["test_acc"])
                 self.history.append(row)
                 self._say(
-                    f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc "
-                    f"{row['train_acc']:.3f} | val acc {row['val_acc']:.3f} | test acc "
+                    f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}"
+                    f"{_terms_text(row)} acc {row['train_acc']:.3f} | val acc {row['val_acc']:.3f} | test acc "
                     f"{row['test_acc']:.3f} | {row['spikes_per_sample']:.1f} spikes/sample, "
                     f"{row['dead_neurons']} dead | {row['samples_per_s']:.1f} samples/s")
                 note = dead_neuron_note(row["dead_neurons"], int(self.spiking_mask.sum()),
