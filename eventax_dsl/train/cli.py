@@ -62,9 +62,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="train the weights only (not the models' learnable parameters)")
     g.add_argument("--init-gain", default=S, help="'auto' (calibrate, default) or a number")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=S)
-    g.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=S)
-    g.add_argument("--lr", type=float, default=S, help="AdamW learning rate")
+    g.add_argument("--epochs", type=int, default=S, help="epochs to train (task default below)")
+    g.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=S,
+                   help="samples per optimisation step (task default below)")
+    g.add_argument("--lr", type=float, default=S, help="AdamW learning rate (task default below)")
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=S,
                    help="constant (default) or cosine: decay to 1%% of --lr over --decay-epochs")
     g.add_argument("--decay-epochs", type=int, default=S,
@@ -113,8 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--x64", action="store_true", default=S, help="float64 (default float32)")
     g.add_argument("--max-spikes-per-neuron", type=int, default=S,
                    help="spike buffer / event budget per spiking neuron (simulator default 10)")
-    g.add_argument("--rtol", type=float, default=S)
-    g.add_argument("--atol", type=float, default=S)
+    g.add_argument("--rtol", type=float, default=S,
+                   help="relative tolerance of the adaptive step size (default 1e-6 in float32, "
+                        "1e-5 there with --stepping solve, 1e-8 with --x64)")
+    g.add_argument("--atol", type=float, default=S,
+                   help="absolute tolerance of the adaptive step size (defaults as --rtol)")
     g.add_argument("--solver", choices=sorted(SOLVERS), default=S,
                    help="Runge-Kutta solver of the states not solved in closed form (tsit5); "
                         "dopri8 locates spikes more accurately at about 0.7-0.9x the speed")
@@ -128,8 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data and output")
     g.add_argument("--data-dir", default=S, help="MNIST: folder with the four IDX files")
     g.add_argument("--train-size", type=int, default=S, help="use the first N training samples")
-    g.add_argument("--val-size", type=int, default=S)
-    g.add_argument("--test-size", type=int, default=S)
+    g.add_argument("--val-size", type=int, default=S,
+                   help="use the first N validation samples")
+    g.add_argument("--test-size", type=int, default=S, help="use the first N test samples")
     g.add_argument("--eval-batch-size", type=int, default=S, help="default max(batch, 256)")
     g.add_argument("--out", default=S, help="run directory (default runs/<task>-<time>)")
     g.add_argument("--resume", default=S, metavar="DIR", help="continue the run saved in DIR; "
@@ -142,9 +147,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --devices: one program per device of this machine, side by side "
                         "(threads, default, the faster) or one program spanning the devices "
                         "(gspmd; also across hosts)")
-    g.add_argument("--no-plots", dest="plots", action="store_false", default=S)
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=S)
-    g.add_argument("--plot-points", type=int, default=S)
+    g.add_argument("--no-plots", dest="plots", action="store_false", default=S,
+                   help="write no PNG plots")
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=S,
+                   help="no progress bar (the epoch lines are still printed)")
+    g.add_argument("--plot-points", type=int, default=S,
+                   help="time points of the output-voltage plot (100)")
     return p
 
 
