@@ -28,12 +28,22 @@ def _figure(width=6.4, height=4.0):
 
 
 def plot_curves(history: list[dict], path) -> Path:
-    """Training curves: train loss (and val/test loss), train/val/test accuracy per epoch."""
+    """Training curves: train loss (and val/test loss), train/val/test accuracy per epoch.
+
+    Where the training loss has more than one term (``train_<term>``, see
+    :data:`~eventax_dsl.train.readout.LOSS_TERMS`), each term is drawn too, dashed.
+    """
+    from .readout import LOSS_TERMS  # noqa: PLC0415
+
     fig = _figure(9.0, 3.6)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
     for key, label in (("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test")):
         ax_loss.plot(epochs, [h[key] for h in history], marker="o", label=label)
+    terms = [t for t in LOSS_TERMS if any(f"train_{t}" in h for h in history)]
+    for term in terms if len(terms) > 1 else ():
+        ax_loss.plot(epochs, [h.get(f"train_{term}", np.nan) for h in history], ls="--",
+                     lw=1, marker=".", label=f"train: {term.replace('_', ' ')}")
     for key, label in (("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test")):
         ax_acc.plot(epochs, [h[key] for h in history], marker="o", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
@@ -42,7 +52,7 @@ def plot_curves(history: list[dict], path) -> Path:
 
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend()
+        ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

@@ -38,14 +38,18 @@ from ..sim import simulate
 from . import losses
 from .quadrature import SPIKE_CONDITION
 
-__all__ = ["CONDITION_UNITS", "LOSSES", "PUSH_LOSSES", "Readout", "check_condition_units",
-           "condition_scale"]
+__all__ = ["CONDITION_UNITS", "LOSSES", "LOSS_TERMS", "PUSH_LOSSES", "Readout",
+           "check_condition_units", "condition_scale"]
 
 #: Loss names accepted by :class:`Readout` (and ``eventax-train --loss``).
 LOSSES = ("ttfs", "max", "integral", "exp-integral")
 #: Losses with a silent-target term (``silent_push``): an output that never spikes (TTFS)
 #: or never rises above its start (max) has no gradient; the integrals always have one.
 PUSH_LOSSES = ("ttfs", "max")
+#: The terms of a training loss, by name, in the order the trainer reports them
+#: (:meth:`Readout.loss_terms`; ``"revive"``, the dead-neuron term, is added by the
+#: training step). Each run has ``"cross_entropy"`` and those its options switch on.
+LOSS_TERMS = ("cross_entropy", "early_spike", "silent_push", "revive")
 #: Units of the spike condition in the silent-target and dead-neuron terms: ``"rest"``,
 #: each neuron's distance below threshold at rest (:func:`condition_scale`; the
 #: default), or ``"raw"``, the model's own units (training runs made before this existed).

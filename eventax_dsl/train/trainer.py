@@ -34,7 +34,7 @@ columns in ``metrics.csv``):
 ``train_loss/acc``          mean over the epoch's training batches (parameters
                             changing along the way)
 ``train_<term>``            the same mean of each term of the training loss
-                            (:data:`LOSS_TERMS`: ``train_cross_entropy``, and where
+                            (``readout.LOSS_TERMS``: ``train_cross_entropy``, and where
                             the loss has them ``train_early_spike`` (TTFS),
                             ``train_silent_push``, ``train_revive``); they sum to
                             ``train_loss``
@@ -82,7 +82,7 @@ from .build import apply_gains, build_network, calibrate, init_key, time_constan
 from .config import COSINE_FINAL, RESUME_CHANGES, TrainConfig, default_lanes, load_model
 from .engine import (EvalOutput, backward_pass, dead_mask, eval_step, forward_pass, grad_step,
                      learning_rate, make_optimizer, train_step, update_step)
-from .readout import Readout
+from .readout import LOSS_TERMS, Readout
 from .tasks import Split, load_task
 
 __all__ = ["Trainer", "TrainResult", "train"]
@@ -135,11 +135,6 @@ def _weights_only(net):
 
 #: :func:`dead_neuron_note` speaks up once this fraction of the spiking neurons is dead.
 DEAD_NOTE_FRACTION = 0.5
-
-
-#: The loss terms a training step reports (:meth:`~eventax_dsl.train.readout.Readout.loss_terms`
-#: and the dead-neuron term), in the order the epoch line names them.
-LOSS_TERMS = ("cross_entropy", "early_spike", "silent_push", "revive")
 
 
 def _terms_text(row: dict) -> str:
