@@ -33,6 +33,7 @@ TINY = ["--batch", "8", "--train-size", "16", "--val-size", "8", "--test-size", 
         "--eval-batch-size", "8", "--no-progress", "--plot-points", "20"]
 PNG = b"\x89PNG\r\n\x1a\n"
 KEYS = {"epoch", "train_loss", "train_acc", "val_acc", "test_acc", "test_acc_at_best", "best_epoch",
+        "train_cross_entropy", "val_cross_entropy", "test_cross_entropy",
         "spikes_per_sample", "max_rate", "dead_neurons", "first_spike_ms", "samples_per_s"}
 
 
@@ -96,6 +97,9 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     for r in rows:
         assert r["train_loss"] == pytest.approx(sum(r[f"train_{k}"] for k in terms), rel=1e-6)
     assert rows[0]["train_cross_entropy"] > 0 and rows[0]["train_early_spike"] > 0
+    # on val and test the cross-entropy alone is less than the loss by the early-spike term
+    for r in rows:
+        assert 0 < r["val_cross_entropy"] < r["val_loss"] and 0 < r["test_cross_entropy"] < r["test_loss"]
     said = capsys.readouterr().out
     assert (f"epoch 1: train loss {rows[0]['train_loss']:.4f} (cross entropy "
             f"{rows[0]['train_cross_entropy']:.4f}, early spike ") in said
@@ -425,7 +429,11 @@ def test_eif_trains_in_float32(tmp_path):
 def test_xor_smoke_recurrent_egru(tmp_path):
     out = tmp_path / "xor"
     assert main(["xor", "--hidden", "6", "--epochs", "1", "--out", str(out), *TINY]) == 0
-    _check_run_dir(out, 1)
+    (row,) = _check_run_dir(out, 1)
+    # the cross-entropy is this loss's only term (no silent-target or dead-neuron term)
+    assert row["train_cross_entropy"] == pytest.approx(row["train_loss"], rel=1e-6)
+    for split in ("val", "test"):
+        assert row[f"{split}_cross_entropy"] == pytest.approx(row[f"{split}_loss"], rel=1e-6)
     meta = json.loads((out / "checkpoint.json").read_text())
     assert meta["config"]["model"] == "egru" and meta["config"]["loss"] == "exp-integral"
 

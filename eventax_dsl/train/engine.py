@@ -380,7 +380,8 @@ def apply_floors(params, floors):
 class EvalOutput(eqx.Module):
     """What :func:`eval_step` returns for one batch of ``B`` samples.
 
-    - ``loss_sum``, ``correct``: summed over the valid samples;
+    - ``loss_sum``, ``cross_entropy_sum`` (the loss's cross-entropy term alone),
+      ``correct``: summed over the valid samples;
     - ``counts``: ``(B, n_neurons)`` spikes of every neuron (global ids);
     - ``first``: ``(B,)`` first spike time of population ``first_pop`` (``inf``: none);
     - ``predictions``: ``(B,)``;
@@ -394,6 +395,7 @@ class EvalOutput(eqx.Module):
     """
 
     loss_sum: jax.Array
+    cross_entropy_sum: jax.Array
     correct: jax.Array
     counts: jax.Array
     first: jax.Array
@@ -444,11 +446,13 @@ def eval_step(params, static, x, y, t0, valid, plot_mask, plot_times, readout, o
         return scores, counts, first, res.spike_times, res.spike_ids, trace, res.status
 
     scores, counts, first, times, ids, trace, status = per_sample(one, (x, t0, plot_mask), lanes)
-    per = readout.loss(scores, y, reduce=False)
+    terms = readout.loss_terms(scores, y)
+    per = sum(terms.values())
     pred = readout.predict(scores)
     zero = jnp.zeros_like(per)
     return EvalOutput(
         loss_sum=jnp.sum(jnp.where(valid, per, zero)),
+        cross_entropy_sum=jnp.sum(jnp.where(valid, terms["cross_entropy"], zero)),
         correct=jnp.sum(valid & (pred == y)),
         counts=counts,
         first=first,

@@ -38,8 +38,10 @@ columns in ``metrics.csv``):
                             the loss has them ``train_early_spike`` (TTFS),
                             ``train_silent_push``, ``train_revive``); they sum to
                             ``train_loss``
-``val_loss/acc``,           after the epoch
-``test_loss/acc``
+``val_loss/acc``,           after the epoch; ``val_cross_entropy``,
+``test_loss/acc``           ``test_cross_entropy``: the loss's cross-entropy term
+                            alone, comparable between runs whose losses have
+                            different extra terms
 ``best_epoch``,             epoch with the best validation accuracy so far, and
 ``test_acc_at_best``        the test accuracy at that epoch (the number to report)
 ``spikes_per_sample``       test set: mean number of spikes (all neurons) per sample
@@ -301,7 +303,7 @@ class Trainer:
                       dp.split(arrays))
         # per-sample fields joined, sums added; the plotted sample 0 is device 0's
         per_sample = lambda o: (o.counts, o.first, o.predictions, o.status)  # noqa: E731
-        totals = lambda o: (o.loss_sum, o.correct)  # noqa: E731
+        totals = lambda o: (o.loss_sum, o.cross_entropy_sum, o.correct)  # noqa: E731
         out = eqx.tree_at(per_sample, outs[0], dp.concat([per_sample(o) for o in outs]))
         return eqx.tree_at(totals, out, dp.sum([totals(o) for o in outs]))
 
@@ -390,7 +392,8 @@ class Trainer:
         return np.asarray(out.counts)
 
     def evaluate(self, split: str | Split = "test", *, plot: bool = False) -> dict:
-        """Accuracy, loss and spike statistics on a split (``"train"``, ``"val"``, ``"test"``).
+        """Accuracy, loss (and its cross-entropy term alone) and spike statistics on a split
+        (``"train"``, ``"val"``, ``"test"``).
 
         With ``plot=True`` the result also holds ``"_plot"``: the spikes and output
         trace of the split's first sample.
@@ -399,12 +402,13 @@ class Trainer:
             if isinstance(split, str):
                 split = {"train": self.data.train, "val": self.data.val, "test": self.data.test}[split]
             n = len(split)
-            loss = correct = 0.0
+            loss = cross_entropy = correct = 0.0
             total = np.zeros(self.spiking_mask.shape[0], np.int64)
             per_sample, per_max, firsts = [], [], []
             plot_data = None
             for out, valid in self._eval_batches(split, plot):
                 loss += float(out.loss_sum)
+                cross_entropy += float(out.cross_entropy_sum)
                 correct += int(out.correct)
                 counts = np.asarray(out.counts)[valid]
                 total += counts.sum(0)
@@ -426,6 +430,7 @@ class Trainer:
             result = {
                 "acc": correct / n,
                 "loss": loss / n,
+                "cross_entropy": cross_entropy / n,
                 "spikes_per_sample": float(per_sample.mean()),
                 "max_rate": float(per_max.mean()),
                 "max_rate_max": int(per_max.max()),
@@ -526,9 +531,11 @@ class Trainer:
                 val = self.evaluate("val")
                 test = self.evaluate("test", plot=self.cfg.plots and self.out is not None)
                 plot_data = test.pop("_plot", None)
-                row.update(val_loss=val["loss"], val_acc=val["acc"], test_loss=test["loss"],
-                           test_acc=test["acc"])
-                row.update({k: v for k, v in test.items() if k not in ("acc", "loss")})
+                row.update(val_loss=val["loss"], val_cross_entropy=val["cross_entropy"],
+                           val_acc=val["acc"], test_loss=test["loss"],
+                           test_cross_entropy=test["cross_entropy"], test_acc=test["acc"])
+                row.update({k: v for k, v in test.items()
+                            if k not in ("acc", "loss", "cross_entropy")})
                 improved = self.best is None or row["val_acc"] > self.best["val_acc"]
                 if improved:
                     self.best = {"epoch": row["epoch"], "val_acc": row["val_acc"],
