@@ -513,8 +513,10 @@ class Trainer:
         lr = self.lr_at(self.epoch * n_batches) if callable(self.lr_at) else self.lr_at
         row = {"lr": float(lr), "train_loss": float(losses.mean()), "train_acc": float(accs.mean())}
         if all_terms:
-            row.update({f"train_{name}": float(np.mean(np.asarray(jax.device_get(values), float)))
-                        for name, values in terms.items()})
+            order = [n for n in LOSS_TERMS if n in terms] + sorted(set(terms) - set(LOSS_TERMS))
+            row.update({f"train_{name}": float(np.mean(np.asarray(jax.device_get(terms[name]),
+                                                                  float)))
+                        for name in order})
         return {**row, "samples_per_s": n_batches * B / elapsed, "epoch_s": elapsed}
 
     def fit(self, epochs: int | None = None) -> TrainResult:
