@@ -452,3 +452,9 @@ def test_two_cpu_devices(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     _check_run_dir(out, 1)
+    # resumed in a fresh interpreter without --devices: the saved run's 2 devices are asked for
+    proc = subprocess.run([sys.executable, "-c", code, "yinyang", "--resume", str(out), "--epochs",
+                           "2", "--no-progress"], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _check_run_dir(out, 2)

@@ -156,6 +156,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _saved_devices(directory) -> int | None:
+    """The ``devices`` of the run saved in ``directory``, read before JAX starts (``None``
+    if it cannot be read: resuming then reports what is wrong with the directory)."""
+    from .checkpoint import load_meta  # noqa: PLC0415
+
+    try:
+        return load_meta(directory)["config"].get("devices")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def main(argv=None) -> int:
     """Entry point; ``argv`` defaults to ``sys.argv[1:]``. Returns the exit status."""
     parser = _parser()
@@ -167,11 +178,14 @@ def main(argv=None) -> int:
 
     if "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
-    if args.get("devices", 1) > 1:
+    devices = args.get("devices")
+    if devices is None and resume is not None:
+        devices = _saved_devices(resume)  # a resumed run keeps its --devices unless given
+    if (devices or 1) > 1:
         # On a CPU, XLA shows one device unless asked before JAX starts; this is that moment.
         from ..sim.parallel import request_cpu_devices  # noqa: PLC0415
 
-        request_cpu_devices(args["devices"])
+        request_cpu_devices(devices)
     try:
         if resume is not None:
             epochs = args.pop("epochs", None)
