@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from eventax_dsl.sim.loop import BUDGET, NAN_BASE, SPIKE_BUFFER
+from eventax_dsl.train import checkpoint as ckpt
 from eventax_dsl.train import engine
 from eventax_dsl.train.cli import main
 from eventax_dsl.train.config import TrainConfig, default_lanes
@@ -152,7 +153,36 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     meta = json.loads((tmp_path / "c" / "checkpoint.json").read_text())
     assert (meta["batch"], meta["partial"]) == (0, None)
 
-    # four runs, ten steps, one trace of the training step (fixed batch shape)
+    # killed while saving that mid-epoch checkpoint, after checkpoint.json was replaced and
+    # before the new tree was renamed to checkpoint.eqx (which still holds epoch 1's end):
+    # the resume finishes the rename and ends as the uninterrupted run did
+    real_replace = ckpt._replace
+
+    def killed_while_saving(src, dst):
+        if dst.name == "checkpoint.eqx":
+            meta = json.loads((dst.parent / "checkpoint.json").read_text())
+            if (meta["epoch"], meta["batch"]) == (1, 1):
+                raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt, "_replace", killed_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        main([*SHARED, "--epochs", "2", "--checkpoint-every", "1", "--out", str(tmp_path / "e")])
+    monkeypatch.setattr(ckpt, "_replace", real_replace)
+    assert (tmp_path / "e" / "checkpoint.eqx").read_bytes() == after_one
+    assert (tmp_path / "e" / "checkpoint.eqx.new").is_file()
+    assert main(["yinyang", "--resume", str(tmp_path / "e"), "--no-progress"]) == 0
+    assert "(1 of 2 batches of epoch 2 done)" in capsys.readouterr().err
+    assert (tmp_path / "e" / "checkpoint.eqx").read_bytes() == (tmp_path / "a" / "checkpoint.eqx").read_bytes()
+    assert not (tmp_path / "e" / "checkpoint.eqx.new").exists()
+    # a checkpoint.eqx that is not the one checkpoint.json describes is refused
+    shutil.copytree(tmp_path / "a", tmp_path / "f")
+    (tmp_path / "f" / "checkpoint.eqx").write_bytes(after_one)
+    assert main(["yinyang", "--resume", str(tmp_path / "f"), "--no-progress"]) == 2
+    assert "checkpoint.eqx is not the network that checkpoint.json describes" in \
+        capsys.readouterr().err
+
+    # every run and resume above: one trace of the training step (fixed batch shape)
     assert eqx.debug.get_num_traces(engine.train_step) - traces == 1
     # the hidden -> output delays (--delay 0.5) were trained (those of hidden neurons
     # that spiked before the outputs did), the input has none

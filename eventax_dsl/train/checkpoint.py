@@ -14,29 +14,65 @@ A run directory holds
 - ``best.eqx``: the network at the epoch with the best validation accuracy.
 
 Reading needs a PyTree of the same structure to fill (``like``): the trainer
-rebuilds it from the stored config. Files are written to a temporary name and
-renamed, so a run killed while saving leaves the previous checkpoint intact.
+rebuilds it from the stored config.
+
+A run can be killed at any moment, also while it saves. Every file is written
+to a temporary name, flushed to disk and renamed, and the pair
+``checkpoint.eqx`` + ``checkpoint.json`` changes as one
+(:func:`save_checkpoint`): the new tree goes to ``checkpoint.eqx.new``, then
+``checkpoint.json`` is replaced, recording the tree's SHA-256 (this is the
+moment the new checkpoint counts), then the tree is renamed into place. Killed
+before the JSON, the previous checkpoint is whole; killed after it,
+:func:`load_checkpoint` finishes the rename. A tree that matches neither is
+refused rather than resumed from the wrong position.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import equinox as eqx
 
-__all__ = ["CHECKPOINT", "META", "BEST", "load_meta", "load_tree", "save_json", "save_tree"]
+__all__ = ["CHECKPOINT", "META", "BEST", "load_checkpoint", "load_meta", "load_tree",
+           "save_checkpoint", "save_json", "save_tree"]
 
 CHECKPOINT = "checkpoint.eqx"
 META = "checkpoint.json"
 BEST = "best.eqx"
+#: ``checkpoint.json``'s record of the SHA-256 of ``checkpoint.eqx``
+TREE_SHA256 = "tree_sha256"
+
+
+def _sync(path: Path) -> None:
+    """Flush ``path`` (a file or a directory) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace(src: Path, dst: Path) -> None:
+    os.replace(src, dst)
+    _sync(dst.parent)
 
 
 def _atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
-    os.replace(tmp, path)
+    _sync(tmp)
+    _replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_tree(path, tree) -> None:
@@ -73,3 +109,34 @@ def load_meta(directory) -> dict:
         )
     with open(path) as f:
         return json.load(f)
+
+
+def save_checkpoint(directory, tree, meta: dict) -> None:
+    """Replace the run's ``checkpoint.eqx`` (``tree``) and ``checkpoint.json`` (``meta``
+    plus the tree's SHA-256) together; see the module docstring for the order."""
+    directory = Path(directory)
+    new = directory / (CHECKPOINT + ".new")
+    save_tree(new, tree)
+    save_json(directory / META, {**meta, TREE_SHA256: _sha256(new)})
+    _replace(new, directory / CHECKPOINT)
+
+
+def load_checkpoint(directory, meta: dict, like):
+    """The tree of the checkpoint whose ``checkpoint.json`` is ``meta``.
+
+    Finishes a save that was killed after its ``checkpoint.json`` was written, and
+    refuses a ``checkpoint.eqx`` that does not match it. A checkpoint written before
+    the JSON recorded the tree's SHA-256 is read as it is.
+    """
+    directory = Path(directory)
+    path = directory / CHECKPOINT
+    want = meta.get(TREE_SHA256)
+    if want is not None and not (path.is_file() and _sha256(path) == want):
+        new = directory / (CHECKPOINT + ".new")
+        if not (new.is_file() and _sha256(new) == want):
+            raise ValueError(
+                f"cannot resume from '{directory}': {CHECKPOINT} is not the network that "
+                f"{META} describes (its SHA-256 differs from {TREE_SHA256} there, and no "
+                f"{CHECKPOINT}.new matches either); the files were changed or damaged")
+        _replace(new, path)  # the save was killed between its last two steps
+    return load_tree(path, like)

@@ -241,13 +241,14 @@ class Trainer:
             self.gains: list[float] | None = None
             if _restore is not None:
                 like = (net, self.optimizer.init(self._partition(net)[0]))
-                net, opt_state = ckpt.load_tree(Path(_restore["dir"]) / ckpt.CHECKPOINT, like)
-                self.epoch = int(_restore["epoch"])
-                self.batch = int(_restore.get("batch", 0))
-                self._partial = _restore.get("partial")
-                self.history = list(_restore["history"])
-                self.best = _restore.get("best")
-                self.gains = _restore.get("gains")
+                meta = _restore["meta"]
+                net, opt_state = ckpt.load_checkpoint(_restore["dir"], meta, like)
+                self.epoch = int(meta["epoch"])
+                self.batch = int(meta.get("batch", 0))
+                self._partial = meta.get("partial")
+                self.history = list(meta["history"])
+                self.best = meta.get("best")
+                self.gains = meta.get("gains")
             else:
                 if cfg.init_gain == "auto":
                     try:
@@ -563,16 +564,13 @@ class Trainer:
     # --------------------------------------------------------------- output
     def save(self, improved: bool = False) -> None:
         """Write the checkpoint, ``best.eqx`` (if ``improved``) and the metrics files."""
-        net = self._write_checkpoint()
-        if improved:
-            ckpt.save_tree(self.out / ckpt.BEST, net)
+        if improved:  # first: a run killed before its checkpoint redoes the epoch
+            ckpt.save_tree(self.out / ckpt.BEST, jax.device_get(self.net))
+        self._write_checkpoint()
         self._write_metrics()
 
-    def _write_checkpoint(self):
-        """Write ``checkpoint.eqx`` and ``checkpoint.json`` (the current position); returns the net."""
-        out = self.out
-        net = jax.device_get(self.net)
-        ckpt.save_tree(out / ckpt.CHECKPOINT, (net, jax.device_get(self.opt_state)))
+    def _write_checkpoint(self) -> None:
+        """Write ``checkpoint.eqx`` and ``checkpoint.json`` (the current position) together."""
         meta = {
             "config": self.cfg.to_json(),
             "epoch": self.epoch,
@@ -585,8 +583,8 @@ class Trainer:
                     "next_epoch": self.epoch},
             "versions": {"jax": jax.__version__, "equinox": eqx.__version__},
         }
-        ckpt.save_json(out / ckpt.META, _jsonable(meta))
-        return net
+        tree = (jax.device_get(self.net), jax.device_get(self.opt_state))
+        ckpt.save_checkpoint(self.out, tree, _jsonable(meta))
 
     def _write_metrics(self) -> None:
         rows = [_jsonable(r) for r in self.history]
@@ -643,10 +641,7 @@ class Trainer:
         if epochs is not None:
             cfg.epochs = int(epochs)
         cfg.out = str(directory)
-        restore = {"dir": str(directory), "epoch": meta["epoch"], "history": meta["history"],
-                   "best": meta.get("best"), "gains": meta.get("gains"),
-                   "batch": meta.get("batch", 0), "partial": meta.get("partial")}
-        return cls(cfg, log=log, _restore=restore)
+        return cls(cfg, log=log, _restore={"dir": str(directory), "meta": meta})
 
 
 class StepError(RuntimeError):
