@@ -237,6 +237,41 @@ def test_vector_states_and_sum():
     assert compiled.ir.linear_blocks == [("d", "v")]
 
 
+def test_functions_in_a_model_without_units():
+    # bare numbers have no units to check: functions of them are as good as any number
+    # (these were E021 "v' has unit 1/ms but the right-hand side has 1")
+    src = model(
+        """
+        parameters:
+            tau = 10
+        state:
+            v = 0
+            u = 1
+        equations:
+            v' = (tanh(v) - v) / tau + exp(-v) + sigmoid(u) * sin(v) + log(u) + cos(pi * v)
+            u' = -u / tau + arctan(v)
+        spike when v >= 1
+        reset:
+            v = exp(-u) / 10
+        on input(w):
+            u += w * cosh(v)
+        """
+    )
+    from eventax_dsl.compiler import class_from_source
+
+    pop = class_from_source(eventax_dsl.compile_source(src).source, "bare").create(1)
+    v, u = 0.3, 1.7
+    ds = pop.vector_field({"v": jnp.array([v]), "u": jnp.array([u])})
+    want_v = ((np.tanh(v) - v) / 10 + np.exp(-v) + np.sin(v) / (1 + np.exp(-u)) + np.log(u)
+              + np.cos(np.pi * v))
+    np.testing.assert_allclose(ds["v"], [want_v], rtol=1e-6)
+    np.testing.assert_allclose(ds["u"], [-u / 10 + np.arctan(v)], rtol=1e-6)
+    s = pop.apply_input({"v": jnp.array([v]), "u": jnp.array([u])}, {"w": jnp.array([0.5])})
+    np.testing.assert_allclose(s["u"], [u + 0.5 * np.cosh(v)], rtol=1e-6)
+    after = pop.apply_reset(s, jnp.array([True]))
+    np.testing.assert_allclose(after["v"], np.exp(-s["u"]) / 10, rtol=1e-6)
+
+
 def test_load_caches_by_content_and_written_module_matches(tmp_path):
     path = tmp_path / "lif.neuron"
     path.write_text(LIF)

@@ -195,7 +195,7 @@ class Checker:
 
     def name(self, e: ast.Name, allowed, ctx) -> Typed:
         if e.id in CONSTANTS:
-            return Typed(CONSTANTS[e.id], U.DIMENSIONLESS if self.units_on else None, ())
+            return Typed(CONSTANTS[e.id], self.dimensionless(), ())
         info = self.names.get(e.id)
         if info is None:
             if e.id not in self.reported_undefined:
@@ -291,7 +291,7 @@ class Checker:
                                        f"not {U.format_dim(t.dim)}", a.span,
                                "divide by a quantity of the same unit")
                     raise _Failed
-            return Typed(self.finite(fn.build(*exprs), e.span), U.DIMENSIONLESS, shape)
+            return Typed(self.finite(fn.build(*exprs), e.span), self.dimensionless(), shape)
         if fn.units == "sqrt":
             dim = None if args[0].dim is None else U.power(args[0].dim, Fraction(1, 2))
             return Typed(self.finite(fn.build(*exprs), e.span), dim, shape)
@@ -335,6 +335,10 @@ class Checker:
             self.error("E030", "a number is used where a condition is expected", span,
                        "compare it, e.g. 'x > 0'")
             raise _Failed
+
+    def dimensionless(self) -> U.Dim | None:
+        """The unit of a pure number: none at all (``None``) in a model without units."""
+        return U.DIMENSIONLESS if self.units_on else None
 
     def same_dim(self, a: Typed, b: Typed, span, what):
         if a.dim is None:
@@ -594,7 +598,8 @@ class Checker:
                 t = self.expr(e.expr, {STATE, PARAM, CONST, ALIAS}, "an equation")
                 self.numeric(t, e.expr.span)
                 self.fits(t, info, e.expr.span, f"{e.name}'")
-                if info.dim is not None and t.dim is not None and t.dim != U.div(info.dim, U.TIME):
+                if (self.units_on and info.dim is not None and t.dim is not None
+                        and t.dim != U.div(info.dim, U.TIME)):
                     self.error("E021", f"unit mismatch: {e.name}' has unit {U.format_dim(U.div(info.dim, U.TIME))} "
                                        f"but the right-hand side has {U.format_dim(t.dim)}", e.expr.span)
                     continue
@@ -697,7 +702,7 @@ class Checker:
                 t = self.expr(a.expr, allowed, f"the '{where}' rule")
                 self.numeric(t, a.expr.span)
                 self.fits(t, info, a.expr.span, f"'{a.target}'")
-                if info.dim is not None and t.dim is not None and t.dim != info.dim:
+                if self.units_on and info.dim is not None and t.dim is not None and t.dim != info.dim:
                     self.error("E021", f"unit mismatch: '{a.target}' has unit {U.format_dim(info.dim)} but the "
                                        f"value has {U.format_dim(t.dim)}", a.expr.span)
                     continue
