@@ -311,6 +311,26 @@ def test_broken_state_and_constant_are_not_reported_again():
     assert [e.code for e in errors(src)] == ["E029", "E014"]
 
 
+@pytest.mark.parametrize("rhs, message, span", [
+    # literals that underflow: the checker computes exactly, so 1e-99999999 would hang it,
+    # 1e-5000 crashed it, and 1e-350 compiled to code dividing by 'inf'
+    ("-v * 1e-350 / tau", "the number 1e-350 is too small for a float (it would be 0)", (7, 15, 7, 21)),
+    ("(-v + 1e-99999999) / tau", "the number 1e-99999999 is too small", (7, 16, 7, 27)),
+    ("(-v + 1e-310) / tau", "1e-310 is too small for a float (the smallest is 2.2e-308)", (7, 16, 7, 22)),
+    ("-v / 1e-5000 ms", "the number 1e-5000 is too small", (7, 15, 7, 25)),
+    # arithmetic on numbers that underflows
+    ("-v * 1e-200 * 1e-200 / tau", "this evaluates to a number that is not a finite real float",
+     (7, 10, 7, 30)),
+])
+def test_numbers_too_small_for_a_float(rhs, message, span):
+    src = f"neuron X\nparameters:\n    tau = 10 ms\nstate:\n    v = 0\nequations:\n    v' = {rhs}\n"
+    errs = errors(src)
+    assert [(e.code, e.span) for e in errs] == [("E029", Span(*span))]
+    assert message in errs[0].message
+    # a zero written with an exponent is a zero
+    compile_source(src.replace(rhs, "-v / tau + 0.000e-999 / (1 ms)"))
+
+
 def test_several_independent_errors_in_one_pass():
     src = HEAD + ("    x = 0\n"
                   "equations:\n"

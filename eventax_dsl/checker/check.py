@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -787,11 +788,13 @@ def _real_finite(x) -> bool:
 
 
 def _bad_number(expr) -> bool:
-    """Whether ``expr`` contains an infinite, NaN, complex or out-of-range number."""
+    """Whether ``expr`` contains an infinite, NaN, complex or out-of-range number (one whose
+    float overflows, or is 0 or subnormal though the number is not 0)."""
     if expr.has(sp.zoo, sp.oo, sp.nan, sp.I):
         return True
     for n in expr.atoms(sp.Number):
-        if not math.isfinite(_to_float(n)):
+        f = _to_float(n)
+        if not math.isfinite(f) or (n != 0 and abs(f) < sys.float_info.min):
             return True
     return any(p.is_number and p.is_real is False for p in expr.atoms(sp.Pow))
 

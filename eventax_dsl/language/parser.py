@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -563,10 +564,26 @@ def _assemble(items, text, filename) -> ast.Model:
     )
     for e in ast.expressions(model):
         for num in ast.walk(e):
-            if isinstance(num, (ast.Number, ast.Quantity)) and not math.isfinite(num.value):
-                raise CompileError([Diagnostic("E029", f"the number {num.text} is not finite", num.span)],
-                                   text, filename)
+            if isinstance(num, (ast.Number, ast.Quantity)):
+                problem = _out_of_range(num)
+                if problem:
+                    raise CompileError([Diagnostic("E029", f"the number {num.text} {problem}", num.span)],
+                                       text, filename)
     return model
+
+
+def _out_of_range(num) -> str:
+    """Why a number literal cannot be a float (``""`` if it can): infinite, or so small
+    that it would be subnormal or 0 (the checker computes with it exactly, so ``1e-99999999``
+    must not get that far)."""
+    if not math.isfinite(num.value):
+        return "is not finite"
+    if num.value == 0.0:
+        mantissa = num.text.lower().split("e")[0]
+        return "" if not mantissa.strip("0.") else "is too small for a float (it would be 0)"
+    if abs(num.value) < sys.float_info.min:
+        return f"is too small for a float (the smallest is {sys.float_info.min:.1e})"
+    return ""
 
 
 _SINGLE_SECTIONS = {ast.Spike: "spike", ast.Refractory: "refractory", ast.Reset: "reset",
