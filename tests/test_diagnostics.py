@@ -311,6 +311,24 @@ def test_broken_state_and_constant_are_not_reported_again():
     assert [e.code for e in errors(src)] == ["E029", "E014"]
 
 
+@pytest.mark.parametrize("rule, message", [
+    ("i += w * w", "not affine in the weight 'w'"),
+    ("i += max(w, 0)", "not affine in the weight 'w'"),
+    # SymPy differentiates the branches and would miss the kink at w = 0
+    ("i += if w > 0 then w else 0", "not affine in the weight 'w' (a condition tests it)"),
+    ("i += if w > 0 then 1 else 0", "not affine in the weight 'w' (a condition tests it)"),
+    ("i += if v > 0 then w else 2 * w", None),  # a condition on the state: affine in w
+])
+def test_input_rule_must_be_affine_in_the_weights(rule, message):
+    src = HEAD + f"equations:\n    v' = (i - v) / tau\n    i' = -i / tau\non input(w):\n    {rule}\n"
+    if message is None:
+        compile_source(src)
+        return
+    errs = errors(src)
+    assert [(e.code, e.span) for e in errs] == [("E024", Span(11, 10, 11, 5 + len(rule)))]
+    assert message in errs[0].message
+
+
 @pytest.mark.parametrize("rhs, message, span", [
     # literals that underflow: the checker computes exactly, so 1e-99999999 would hang it,
     # 1e-5000 crashed it, and 1e-350 compiled to code dividing by 'inf'

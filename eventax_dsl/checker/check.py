@@ -719,6 +719,16 @@ class Checker:
             return
         spans = {a.target: a.expr.span for a in self.m.input.assignments}
         for target, expr in receive.items():
+            # SymPy differentiates 'if w > 0 then w else 0' branch by branch, blind to the
+            # condition: a weight in a condition is a kink the derivatives cannot see
+            tested = sorted({str(w) for pw in expr.atoms(sp.Piecewise) for _, cond in pw.args
+                             for w in cond.free_symbols & set(ws)})
+            if tested:
+                self.error("E024", f"the input rule for '{target}' is not affine in the weight "
+                                   f"'{tested[0]}' (a condition tests it)", spans[target],
+                           "simultaneous spikes are summed before the rule is applied, "
+                           "so the rule must be of the form a + b*w")
+                continue
             for i, wi in enumerate(ws):
                 for wj in ws[i:]:
                     if sp.simplify(sp.diff(expr, wi, wj)) != 0:
