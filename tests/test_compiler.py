@@ -91,6 +91,32 @@ def test_units_convert_defaults_to_canonical():
     assert {p.name: p.unit for p in ir.params} == {"tau": "ms", "g": "uS", "c": "nF"}
 
 
+def test_vector_defaults_take_their_elements_units():
+    src = model(
+        """
+        parameters:
+            tau[2] = [0.01 s, 20 ms]
+            k[2] = [1, 2] mV
+            a[2] = [1 ms, 2 ms] ms
+        state:
+            v[2] = 0 mV
+        equations:
+            v' = (k - v) / tau + 0 * v * a / (tau * tau * tau)
+        """
+    )
+    ir = eventax_dsl.compile_source(src).ir
+    assert {p.name: p.default for p in ir.params} == {"tau": (10.0, 20.0), "k": (1.0, 2.0),
+                                                      "a": (1.0, 2.0)}
+    assert {p.name: p.unit for p in ir.params} == {"tau": "ms", "k": "mV", "a": "ms^2"}
+    # mixed units are an error at the element (they were taken as the first one's)
+    bad = src.replace("[0.01 s, 20 ms]", "[0.01 s, 20 mV]")
+    with pytest.raises(eventax_dsl.CompileError) as info:
+        eventax_dsl.compile_source(bad)
+    [d] = info.value.diagnostics
+    assert d.code == "E021" and "the default of parameter 'tau' mixes ms and mV" in d.message
+    assert bad.splitlines()[d.span.line - 1][d.span.column - 1:d.span.end_column - 1] == "20 mV"
+
+
 # ---------------------------------------------------------- simplification
 def test_simplify_never_splits_an_exponential():
     v, vt, dt, tau = sp.symbols("v v_T Delta_T tau", real=True)

@@ -454,7 +454,7 @@ class Checker:
         """A parameter default: a constant number or vector literal, in canonical units."""
         if isinstance(e, ast.VectorLiteral):
             scale, dim = (1.0, U.DIMENSIONLESS) if e.unit is None else self.unit(e.unit, e.unit_span)
-            values = []
+            values, element_dim = [], None  # the elements' common unit (bare numbers adapt)
             for el in e.elements:
                 t = self.expr(el, {CONST}, "a default value")
                 self.numeric(t, el.span)
@@ -469,8 +469,13 @@ class Checker:
                     self.error("E029", f"the default of {what} is too large for a float", el.span)
                     raise _Failed
                 values.append(value)
-                if t.dim is not None and e.unit is None:
-                    dim = t.dim
+                if t.dim is not None and element_dim is not None and t.dim != element_dim:
+                    self.error("E021", f"unit mismatch: the default of {what} mixes "
+                                       f"{U.format_dim(element_dim)} and {U.format_dim(t.dim)}", el.span)
+                    raise _Failed
+                element_dim = element_dim or t.dim
+            if element_dim is not None:  # '[1 s, 2 ms]' is in ms, '[1 ms, 2 ms] ms' in ms^2
+                dim = element_dim if e.unit is None else U.mul(element_dim, dim)
             if not shape:
                 self.error("E034", f"{what} is a scalar but its default is a vector", e.span,
                            "declare its length, e.g. name[N] = [...]")
