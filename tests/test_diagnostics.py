@@ -349,6 +349,20 @@ def test_numbers_too_small_for_a_float(rhs, message, span):
     compile_source(src.replace(rhs, "-v / tau + 0.000e-999 / (1 ms)"))
 
 
+def test_aliases_that_double_at_each_level_are_stopped():
+    # a_k = sin(a_{k-1}) + cos(a_{k-1}): 24 short lines that stand for 2^24 terms (the
+    # compiler ran for minutes); a_12 is the first past MAX_ALIAS_NODES (10 000)
+    lines = ["    a0 = v"] + [f"    a{k} = sin(a{k - 1}) + cos(a{k - 1})" for k in range(1, 25)]
+    src = ("neuron X\nparameters:\n    tau = 10 ms\nstate:\n    v = 0\nequations:\n"
+           + "\n".join(lines) + "\n    v' = -a24 / tau\n")
+    errs = errors(src)
+    assert [(e.code, e.span.line) for e in errs] == [("E005", 19)]
+    assert "'a12' stands for an expression of more than 10000 terms" in errs[0].message
+    # eleven levels are fine
+    compile_source(src.replace("a24 / tau", "a11 / tau").split("    a12")[0]
+                   + "    v' = -a11 / tau\n")
+
+
 def test_several_independent_errors_in_one_pass():
     src = HEAD + ("    x = 0\n"
                   "equations:\n"

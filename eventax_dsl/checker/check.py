@@ -25,6 +25,11 @@ from .ir import ChannelIR, ModelIR, ParamIR, StateIR
 from .simplify import Budget, linear_blocks, simplify_safe
 
 MAX_VECTOR = 4096
+#: Largest expression (SymPy nodes, counted as a tree) an alias may stand for once the
+#: aliases it uses are inlined; the library's largest is 56. Aliases of aliases can
+#: double the size at each level (a_k = sin(a_j) + cos(a_j)), and simplification and
+#: code generation take time that grows with it (10 000 nodes: a few seconds).
+MAX_ALIAS_NODES = 10_000
 
 # kinds of names
 STATE, PARAM, CONST, ALIAS, CHANNEL = "state", "parameter", "constant", "alias", "weight channel"
@@ -580,6 +585,13 @@ class Checker:
             try:
                 t = self.expr(a.expr, {STATE, PARAM, CONST, ALIAS}, "an alias")
                 self.numeric(t, a.expr.span)
+                if _tree_size(t.expr, MAX_ALIAS_NODES) > MAX_ALIAS_NODES:
+                    self.error("E005", f"'{name}' stands for an expression of more than "
+                                       f"{MAX_ALIAS_NODES} terms once the aliases it uses are "
+                                       "inlined", a.expr.span,
+                               "aliases that each use an earlier one twice double in size; "
+                               "restructure them")
+                    raise _Failed
                 self.alias_typed[name] = t
                 self.names[name].shape, self.names[name].dim = t.shape, t.dim
             except _Failed:
@@ -865,6 +877,24 @@ def _exact(text: str) -> Fraction:
     from decimal import Decimal
 
     return Fraction(Decimal(text))
+
+
+def _tree_size(expr, limit: int) -> int:
+    """The number of nodes of ``expr`` written out as a tree (SymPy shares repeated
+    subexpressions, so this can be exponential in the number of distinct ones); counting
+    stops once it passes ``limit``."""
+    sizes: dict = {}
+    stack = [(expr, False)]
+    while stack:
+        e, expanded = stack.pop()
+        if e in sizes:
+            continue
+        if expanded or not e.args:
+            sizes[e] = min(1 + sum(sizes[a] for a in e.args), limit + 1)
+        else:
+            stack.append((e, True))
+            stack.extend((a, False) for a in e.args if a not in sizes)
+    return sizes[expr]
 
 
 def _mul(a, b, op):
