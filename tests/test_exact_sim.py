@@ -236,3 +236,25 @@ def test_mixed_network_gradients_match_finite_differences():
         "bias": lambda p: [p.populations[i].params["bias"] for i in range(2)],
     }
     _check_directional(value_and_grad, params, static, groups, jr.key(2))
+
+
+@pytest.mark.parametrize("k", [0, 4])
+def test_a_grazing_peak_just_after_a_step_start_is_not_rejected_forever(k):
+    # The hidden LIF's PSP peaks (at t_pk) right at threshold (w = w0 (1 + k eps)), and
+    # an observation 5e-7 ms before the peak starts a step there. The exact controller
+    # rejects steps that contain the peak and asks for one ending at it; one step per
+    # iteration used to lengthen that to its 1e-6 ms floor, which contains the peak
+    # again: rejected until the event budget ran out.
+    tm, ts, t_in = 10.0, 5.0, 1.0
+    s_pk = math.log(tm / ts) * tm * ts / (tm - ts)
+    w0 = 1.0 / (ts / (ts - tm) * (math.exp(-s_pk / ts) - math.exp(-s_pk / tm)))
+    net = Network.create([LIF.create(1), QIF.create(1)], 1, [("input", 0), (0, 1)],
+                         key=jr.key(0), output=1)
+    net = eqx.tree_at(lambda m: m.weights[0]["w"], net,
+                      jnp.full((1, 1), w0 * (1 + k * np.finfo(np.float64).eps)))
+    t_pk = t_in + s_pk
+    res = jax.jit(lambda n: simulate(n, jnp.array([t_in]), 20.0,
+                                     obs_times=jnp.array([t_pk - 5e-7, 20.0])))(net)
+    assert not exact.closed_form_network(net.populations, SimOptions())  # the mixed path
+    hidden = np.asarray(res.spike_times)[np.asarray(res.spike_ids) == 0]
+    assert hidden.shape == (1,) and abs(hidden[0] - t_pk) < 1e-6, hidden

@@ -305,13 +305,38 @@ def test_keep_input_is_compiled_and_explained():
     assert "refractory: t_ref ms, clamping v, input applied except to clamped states" in explain(ir)
 
 
-def test_guarded_condition_fires_when_refractoriness_ends():
+class GuardedNoReset(GuardedLIF):
+    """Guarded, and never reset: the condition stays >= 0 after the first crossing."""
+
+    NAME = "GuardedNoReset"
+
+    def reset(self, p, s):
+        return dict(s)
+
+
+@pytest.mark.parametrize("model", [GuardedLIF, GuardedNoReset])
+def test_guarded_condition_fires_when_refractoriness_ends(model):
     # Without clamping, v crosses again during the refractory period (ignored) and
-    # the neuron fires as soon as it ends.
-    net = _net(GuardedLIF, bias=5.0, t_ref=5.0)
+    # the neuron fires as soon as it ends; so does one that is never reset (it stayed
+    # disarmed until its condition fell below 0, so it spiked once)
+    net = _net(model, bias=5.0, t_ref=5.0)
     times, _ = _spikes(net, NO_INPUT, 20.0)
     first = 10.0 * np.log(5.0 / 4.0)
     np.testing.assert_allclose(times, first + 5.0 * np.arange(4), rtol=1e-7)
+
+
+@pytest.mark.parametrize("n_in", [4, 40])
+def test_everything_at_t_end_happens(n_in):
+    # The simulation covers [0, t_end] closed. A group of inputs at t_end is delivered
+    # whole (40 inputs take several chunks: only the first one was), and a neuron they
+    # push past threshold spikes then (it was left above threshold, unspiked).
+    net = _net(PIF, in_size=n_in, w=0.01, bias=0.0)
+    res = jax.jit(lambda n, x: simulate(n, x, 5.0))(net, jnp.full((n_in,), 5.0))
+    assert float(res.state[0]["v"][0]) == pytest.approx(0.01 * n_in, rel=1e-12)
+    assert int(res.n_spikes) == 0
+    net = _net(PIF, in_size=n_in, w=2.0 / n_in + 0.01, bias=0.0)
+    times, _ = _spikes(net, jnp.full((n_in,), 5.0), 5.0)
+    np.testing.assert_array_equal(times, [5.0])
 
 
 def test_budget_error_names_option():

@@ -30,7 +30,9 @@ One loop iteration handles one *event*:
    depends on it is recomputed at the start of the next iteration).
 
 Only one kind of event is handled per iteration, spikes first; events at the
-same time follow in later iterations with a zero-length solve.
+same time follow in later iterations with a zero-length solve. The simulation
+covers ``[0, t_end]`` closed: it ends at ``t_end`` once everything due then has
+happened (all inputs arriving at ``t_end``, and the spikes they cause).
 
 Why one step per iteration: under ``jax.vmap`` a whole solve per event runs as
 many steps as the batch's slowest sample needs *for that event*, every event
@@ -47,7 +49,8 @@ Semantics in detail
   automatically sized depth, see the body of :func:`simulate`): a reset that
   brings the condition well below zero re-arms it at once; a model without a
   reset (Hodgkin-Huxley) is re-armed by an event on the downward crossing; a
-  reset that leaves the condition ``>= 0`` never re-triggers. So one crossing
+  reset that leaves the condition ``>= 0`` never re-triggers (except in a guarded
+  refractory model, whose period ending is what re-arms it, see below). So one crossing
   is never counted twice, whatever the root finder's tolerance.
 - An armed neuron whose condition is ``>= 0`` at the start of an interval
   spikes at once (an input made it jump, or it crossed within the root
@@ -439,12 +442,21 @@ def _single_step(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtyp
     dt_new = jnp.where(keep & clipped, jnp.maximum(proposal, dt), proposal)
     # never below a few units in the last place of t: t0 + dt must move
     floor = jnp.maximum(MIN_FIRST_STEP, 16 * jnp.finfo(dtype).eps * jnp.abs(t0))
-    dt_new = jnp.where(h > 0, jnp.maximum(dt_new, floor), dt)
+    # except to retry a rejected step up to a point the controller names inside the
+    # floor (the maximum of an exactly solved condition, ExactStepController): a longer
+    # step would contain that maximum again and be rejected forever
+    exact_retry = ~keep & (proposal > 0) & (t0 + proposal > t0)
+    dt_new = jnp.where(h > 0, jnp.where(exact_retry, jnp.minimum(proposal, jnp.maximum(dt_new, floor)),
+                                        jnp.maximum(dt_new, floor)), dt)
     steps = jnp.where(h > 0, 1, 0).astype(jnp.int32)
     if fixed:
         dt_new = None
-    t_out = jnp.where(keep, t_next, t0)
-    y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), y1, y)
+    # A step of length 0 (an event due at the current time, e.g. an input at t = 0) is
+    # taken too: its end has the value of t0 and y, and the gradient of the event's time
+    # (y1 = y + (t1 - t0) sum_i b_i f(y) = y, whose derivative by t1 is f(y)).
+    taken = keep | (h == 0)
+    t_out = jnp.where(taken, t_next, t0)
+    y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(taken, a, b), y1, y)
     if not any(type(p).SPIKING for p in populations):
         return t_out, y_out, jnp.asarray(False), ok, dt_new, steps
     c0 = dyn.earliest_condition(populations, y, watch)
@@ -477,6 +489,11 @@ def _single_step(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtyp
     t_out = jnp.where(hit, t_spike, t_out)
     y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y_out)
     return t_out, y_out, hit, ok, dt_new, steps
+
+
+def _earlier(a, b):
+    """``min(a, b)``, but all of ``a`` (its value and its gradient) when they are equal."""
+    return jnp.where(b < a, b, a)
 
 
 def _next_first_step(dt0, span, stats):
@@ -652,19 +669,24 @@ def simulate(
         )
         any_now = jnp.any(jnp.stack([jnp.any(m) for m in immediate]))
 
-        # ---- the next scheduled time
+        # ---- the next scheduled time: the earliest of the input, the delayed arrivals,
+        # the ends of refractory periods, the observation times and t_end. On a tie the
+        # time listed first is taken whole (_earlier), so that a time that depends on
+        # the parameters or inputs passes its gradient on rather than sharing it with a
+        # constant (jnp.minimum gives each half).
         t_in = sched.time_at(c.ptr)
-        t_next = jnp.minimum(t_in, t_end)
-        for r in c.refr_until:
-            t_next = jnp.minimum(t_next, jnp.min(jnp.where(r > t, r, jnp.inf), initial=jnp.inf))
         t_due = jnp.min(jnp.stack([jnp.min(d, initial=jnp.inf) for d, _ in c.due]),
                         initial=jnp.inf) if delayed else jnp.inf
-        t_next = jnp.minimum(t_next, t_due)
+        t_next = _earlier(t_in, t_due)
+        for r in c.refr_until:
+            t_next = _earlier(t_next, jnp.min(jnp.where(r > t, r, jnp.inf), initial=jnp.inf))
         if obs_times is not None:
             safe = jnp.minimum(c.obs_ptr, n_obs - 1)
             t_obs = jnp.where(c.obs_ptr < n_obs, obs_times[safe], jnp.inf)
-            t_next = jnp.minimum(t_next, t_obs)
-        t_stop = jnp.where(any_now, t, jnp.maximum(t_next, t))
+            t_next = _earlier(t_next, t_obs)
+        t_next = _earlier(t_next, t_end)
+        # an event due now (an input at t = 0): its own time, not the current one
+        t_stop = jnp.where(any_now, t, jnp.where(t > t_next, t, t_next))
 
         # ---- integrate to it, or to the first spike
         t_hit, y1, hit, ok, dt_carry, steps = _integrate(net, c.y, t, t_stop, hold, watch,
@@ -786,10 +808,23 @@ def simulate(
                 100.0 * jnp.abs(d) * tol + floor * (1.0 + jnp.abs(cv))), m)
             for s, d, cv, m in zip(spiked, slopes, cond2, c.margin)
         )
-        armed = tuple(a & ~s for a, s in zip(armed_now, spiked))
+        # A guarded neuron with a refractory period stays armed: the guard keeps it from
+        # spiking again until the period ends, and then it spikes at once if it is still
+        # past threshold (the reset did not take it below, or input brought it back).
+        armed = tuple(
+            a & ~(s & (T <= 0)) if type(p).GUARDED and T is not None else a & ~s
+            for p, a, s, T in zip(pops, armed_now, spiked, refr_periods)
+        )
 
-        # ---- termination and errors
-        done = ~any_spike & (t1 >= t_end)
+        # ---- termination and errors: at t_end, once nothing more happens at t_end (the
+        # rest of a group of inputs arriving then, and the spikes they cause)
+        due_now = jnp.any(jnp.stack([
+            jnp.any(jnp.full((p.n,), type(p).SPIKING) & a & (cv >= 0)
+                    & (True if sp is None else ~sp)
+                    & (~r if type(p).REFRACTORY and type(p).GUARDED else True))
+            for p, a, cv, sp, r in zip(pops, armed, cond2, spent or (None,) * len(pops),
+                                       refractory1)]))
+        done = ~any_spike & (t1 >= t_end) & ~(is_input & ~complete) & ~due_now
         if stop_when_output_spiked:
             done = done | jnp.all(jnp.isfinite(first_spike[out_idx]))
         bad = dyn.non_finite(y2)
