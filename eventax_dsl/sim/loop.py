@@ -442,12 +442,11 @@ def _single_step(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtyp
     dt_new = jnp.where(keep & clipped, jnp.maximum(proposal, dt), proposal)
     # never below a few units in the last place of t: t0 + dt must move
     floor = jnp.maximum(MIN_FIRST_STEP, 16 * jnp.finfo(dtype).eps * jnp.abs(t0))
-    # except to retry a rejected step up to a point the controller names inside the
-    # floor (the maximum of an exactly solved condition, ExactStepController): a longer
-    # step would contain that maximum again and be rejected forever
-    exact_retry = ~keep & (proposal > 0) & (t0 + proposal > t0)
-    dt_new = jnp.where(h > 0, jnp.where(exact_retry, jnp.minimum(proposal, jnp.maximum(dt_new, floor)),
-                                        jnp.maximum(dt_new, floor)), dt)
+    # -- except that a rejected step is retried at the length the controller asks for,
+    # if that moves t: ExactStepController asks for a step that ends at the maximum of an
+    # exactly solved condition, and a longer one would contain it again, rejected forever
+    retry = ~keep & (proposal > 0) & (t0 + proposal > t0)
+    dt_new = jnp.where(h > 0, jnp.where(retry, proposal, jnp.maximum(dt_new, floor)), dt)
     steps = jnp.where(h > 0, 1, 0).astype(jnp.int32)
     if fixed:
         dt_new = None
@@ -820,10 +819,10 @@ def simulate(
         # rest of a group of inputs arriving then, and the spikes they cause)
         due_now = jnp.any(jnp.stack([
             jnp.any(jnp.full((p.n,), type(p).SPIKING) & a & (cv >= 0)
-                    & (True if sp is None else ~sp)
+                    & (True if gone is None else ~gone)
                     & (~r if type(p).REFRACTORY and type(p).GUARDED else True))
-            for p, a, cv, sp, r in zip(pops, armed, cond2, spent or (None,) * len(pops),
-                                       refractory1)]))
+            for p, a, cv, gone, r in zip(pops, armed, cond2, spent or (None,) * len(pops),
+                                         refractory1)]))
         done = ~any_spike & (t1 >= t_end) & ~(is_input & ~complete) & ~due_now
         if stop_when_output_spiked:
             done = done | jnp.all(jnp.isfinite(first_spike[out_idx]))

@@ -57,7 +57,10 @@ def _sync(path: Path) -> None:
 
 def _replace(src: Path, dst: Path) -> None:
     os.replace(src, dst)
-    _sync(dst.parent)
+    try:  # the rename itself (not every system can open a directory)
+        _sync(dst.parent)
+    except OSError:
+        pass
 
 
 def _atomic(path: Path, write) -> None:
