@@ -238,6 +238,11 @@ def test_mixed_network_gradients_match_finite_differences():
     _check_directional(value_and_grad, params, static, groups, jr.key(2))
 
 
+@jax.jit
+def _simulate_observed(net, x, obs):
+    return simulate(net, x, 20.0, obs_times=obs)
+
+
 @pytest.mark.parametrize("k", [0, 4])
 def test_a_grazing_peak_just_after_a_step_start_is_not_rejected_forever(k):
     # The hidden LIF's PSP peaks (at t_pk) right at threshold (w = w0 (1 + k eps)), and
@@ -253,8 +258,7 @@ def test_a_grazing_peak_just_after_a_step_start_is_not_rejected_forever(k):
     net = eqx.tree_at(lambda m: m.weights[0]["w"], net,
                       jnp.full((1, 1), w0 * (1 + k * np.finfo(np.float64).eps)))
     t_pk = t_in + s_pk
-    res = jax.jit(lambda n: simulate(n, jnp.array([t_in]), 20.0,
-                                     obs_times=jnp.array([t_pk - 5e-7, 20.0])))(net)
+    res = _simulate_observed(net, jnp.array([t_in]), jnp.array([t_pk - 5e-7, 20.0]))
     assert not exact.closed_form_network(net.populations, SimOptions())  # the mixed path
     hidden = np.asarray(res.spike_times)[np.asarray(res.spike_ids) == 0]
     assert hidden.shape == (1,) and abs(hidden[0] - t_pk) < 1e-6, hidden
