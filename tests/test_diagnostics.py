@@ -349,6 +349,17 @@ def test_numbers_too_small_for_a_float(rhs, message, span):
     compile_source(src.replace(rhs, "-v / tau + 0.000e-999 / (1 ms)"))
 
 
+def test_a_function_of_numbers_that_overflows_is_e029():
+    # SymPy keeps exp(1000) exact; in a parameter default it was E029, in an equation it
+    # compiled to jnp.exp(1000) = inf
+    src = ("neuron X\nparameters:\n    tau = 10 ms\nstate:\n    v = 0\nequations:\n"
+           "    v' = -v / tau + exp(1000) / (1 ms)\n")
+    errs = errors(src)
+    assert [(e.code, e.span) for e in errs] == [("E029", Span(7, 21, 7, 30))]
+    assert "(exp(1000))" in errs[0].message
+    compile_source(src.replace("exp(1000)", "(exp(-1000) + log(2))"))  # 0 and a float: fine
+
+
 def test_aliases_that_double_at_each_level_are_stopped():
     # a_k = sin(a_{k-1}) + cos(a_{k-1}): 24 short lines that stand for 2^24 terms (the
     # compiler ran for minutes); a_12 is the first past MAX_ALIAS_NODES (10 000)

@@ -823,7 +823,15 @@ def _bad_number(expr) -> bool:
         f = _to_float(n)
         if not math.isfinite(f) or (n != 0 and abs(f) < sys.float_info.min):
             return True
-    return any(p.is_number and p.is_real is False for p in expr.atoms(sp.Pow))
+    if any(p.is_number and p.is_real is False for p in expr.atoms(sp.Pow)):
+        return True
+    # a function of numbers, kept exact by SymPy (exp(1000)), must be a float too
+    for f in expr.atoms(sp.Function):
+        if f.is_number:
+            value = _complex(f)
+            if not (math.isfinite(value.real) and value.imag == 0):
+                return True
+    return False
 
 
 def _huge_power(base, exponent) -> bool:
