@@ -667,6 +667,12 @@ class Checker:
             return None, guarded
         lhs, rhs = t.expr.lhs, t.expr.rhs
         value = lhs - rhs if cond.op in (">=", ">") else rhs - lhs
+        states = {sym(n) for n, info in self.names.items() if info.kind == STATE}
+        if not value.free_symbols & states:
+            self.error("E036", "the spike condition does not depend on any state, so it can never "
+                               "be crossed", cond.span,
+                       "compare a state (or an alias of states) with a threshold, e.g. 'v >= v_th'")
+            return None, guarded
         if guarded and self.m.refractory is None:
             self.error("E027", "'not refractory' is used but no refractory period is declared",
                        sp_stmt.condition.span, "add e.g. 'refractory 2 ms'")

@@ -53,6 +53,7 @@ CODES: dict[str, str] = {
     "E033": "model has no state",
     "E034": "vector given where a scalar is required",
     "E035": "value must be a constant expression",
+    "E036": "spike condition reads no state",
     "W001": "unused parameter",
     "W002": "state never changes",
     "W003": "'keep input' without effect",
