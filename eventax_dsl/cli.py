@@ -41,6 +41,15 @@ def _write_atomic(path: Path, text: str):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        # mkstemp makes the file private (0600): give it the mode the file it replaces had,
+        # or the one a new file gets under the umask
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -59,6 +68,16 @@ def compile_main(argv=None) -> int:
         ap.error("-o cannot be combined with --check or --explain")
     if args.output and several and Path(args.output).is_file():
         ap.error(f"-o {args.output}: with several inputs, -o must be a directory")
+    # 'outdir/' names a directory even before it exists
+    to_dir = bool(args.output) and (several or args.output.endswith(("/", os.sep))
+                                    or Path(args.output).is_dir())
+    if writing and to_dir:
+        first = {}
+        for name in args.inputs:
+            other = first.setdefault(Path(name).stem, name)
+            if other != name:
+                ap.error(f"{other} and {name} would both be written to "
+                         f"{Path(args.output) / (Path(name).stem + '.py')}")
 
     status = 0
     report = []
@@ -88,7 +107,7 @@ def compile_main(argv=None) -> int:
         if writing:
             if args.output:
                 out = Path(args.output)
-                target = out / (Path(name).stem + ".py") if several or out.is_dir() else out
+                target = out / (Path(name).stem + ".py") if to_dir else out
                 try:
                     _write_atomic(target, compiled.source)
                 except OSError as exc:

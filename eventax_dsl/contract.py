@@ -108,6 +108,9 @@ class NeuronModel(eqx.Module):
     """
 
     params: dict[str, jax.Array]
+    #: the number of neurons (read :attr:`n`); set by :meth:`create`, it is what gives a
+    #: model without parameters its size
+    size: int | None = eqx.field(static=True, default=None)
 
     NAME: ClassVar[str] = "model"
     DOC: ClassVar[str] = ""
@@ -125,13 +128,20 @@ class NeuronModel(eqx.Module):
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def create(cls, n: int, dtype=None, **overrides) -> "NeuronModel":
+    def create(cls, n: int, /, dtype=None, **overrides) -> "NeuronModel":
         """A population of ``n`` neurons with defaults, overridden by ``overrides``.
 
         Each override is a scalar (same for all neurons), an array of shape
         ``(n,)`` (one per neuron), or for a vector parameter of shape ``(k,)``
-        one of ``(k,)`` or ``(n, k)``.
+        one of ``(k,)`` (the same vector for all), ``(n, k)`` (one per neuron) or
+        ``(n, 1)`` (one number per neuron, for all ``k`` elements). A parameter may be called ``n`` or ``cls``;
+        one called ``dtype`` is set with :meth:`from_overrides`.
         """
+        return cls.from_overrides(n, overrides, dtype)
+
+    @classmethod
+    def from_overrides(cls, n: int, overrides: Mapping[str, Any], dtype=None) -> "NeuronModel":
+        """:meth:`create` with the overrides given as a mapping (any parameter name)."""
         specs = {p.name: p for p in cls.PARAMETERS}
         unknown = sorted(set(overrides) - set(specs))
         if unknown:
@@ -144,14 +154,17 @@ class NeuronModel(eqx.Module):
         for name, spec in specs.items():
             value = overrides.get(name, spec.default)
             params[name] = _broadcast_param(cls.NAME, name, value, n, spec.shape, dtype)
-        return cls(params=params)
+        return cls(params=params, size=int(n))
 
     @property
     def n(self) -> int:
         """Number of neurons in the population."""
         for value in self.params.values():
             return int(value.shape[0])
-        raise ValueError(f"{self.NAME}: a model with no parameters has no population size")
+        if self.size is None:
+            raise ValueError(f"{self.NAME}: a model with no parameters needs its size: build it "
+                             "with create(n)")
+        return self.size
 
     @classmethod
     def state_names(cls) -> tuple[str, ...]:
@@ -195,7 +208,7 @@ class NeuronModel(eqx.Module):
     # ------------------------------------------------ population (vmapped)
     def initial_state(self) -> State:
         """Initial state of every neuron: leaves of shape ``(n, *shape)``."""
-        return jax.vmap(self.init)(self.params)
+        return jax.vmap(self.init, axis_size=self.n)(self.params)
 
     def vector_field(self, state: State) -> State:
         """Time derivative of the population state between events."""
@@ -218,7 +231,7 @@ class NeuronModel(eqx.Module):
         return jax.vmap(self.observe)(self.params, state)
 
     def refractory_periods(self) -> jax.Array:
-        return jax.vmap(self.refractory_period)(self.params)
+        return jax.vmap(self.refractory_period, axis_size=self.n)(self.params)
 
     def propagate(self, state: State, dt, refractory: jax.Array | None = None) -> State:
         """Advance the ``EXACT_STATES`` by ``dt`` (a scalar or one per neuron) in closed form.
@@ -236,7 +249,7 @@ class NeuronModel(eqx.Module):
 
     def spike_rates_all(self) -> tuple:
         """``spike_rates`` of every neuron: a tuple of ``(n,)`` arrays."""
-        return jax.vmap(self.spike_rates)(self.params)
+        return jax.vmap(self.spike_rates, axis_size=self.n)(self.params)
 
 
 def _select(mask, new, old):
@@ -249,11 +262,12 @@ def _broadcast_param(model, name, value, n, shape, dtype):
     target = (n, *shape)
     if arr.shape == target:
         return arr
-    if arr.ndim == 0 or arr.shape == tuple(shape):
+    if arr.ndim == 0 or arr.shape == tuple(shape) or (shape and arr.shape == (n, 1)):
         return jnp.broadcast_to(arr, target)
-    if shape and arr.shape == (n,):
-        return jnp.broadcast_to(arr[:, None], target)
+    # (for a vector parameter, (n,) would mean one number per neuron, but with n == k
+    # it reads as the (k,) form: refused, with (n, 1) as the unambiguous spelling)
+    per_neuron = f", {(n, 1)} (one number per neuron)" if shape else ""
     raise ValueError(
         f"{model}: parameter '{name}' has shape {tuple(np.shape(value))}; "
-        f"expected a scalar, {tuple(shape) or '()'} or {target}"
+        f"expected a scalar, {tuple(shape) or '()'} or {target}{per_neuron}"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .checker.ir import ModelIR
-from .checker.simplify import DT
+from .checker.simplify import DT, dt_name
 
 
 def _s(expr) -> str:
@@ -70,15 +70,16 @@ def explain(ir: ModelIR) -> str:
         for b in ir.blocks:
             out.append(f"  ({', '.join(b.states)}): {b.reason}")
             for k, v in b.solution.items():
-                out.append(f"      {k}(dt) = {_closed(v)}")
+                out.append(f"      {k}({dt_name(ir)}) = {_closed(v, ir)}")
     out.append("spike times: " + spike_integration(ir))
     for note in ir.rewrites:
         out.append("note: " + note)
     return "\n".join(out)
 
 
-def _closed(expr) -> str:
-    return _s(expr.xreplace({DT: sp.Symbol("dt")}))
+def _closed(expr, ir: ModelIR) -> str:
+    """A closed form with its time step shown as ``dt`` (``Δt`` if the model has a ``dt``)."""
+    return _s(expr.xreplace({DT: sp.Symbol(dt_name(ir))}))
 
 
 def spike_integration(ir: ModelIR) -> str:
@@ -125,7 +126,7 @@ def explain_json(ir: ModelIR) -> dict:
             "exact_states": list(ir.exact_states),
             "numeric_states": [s.name for s in ir.states if s.name not in ir.exact_states],
             "blocks": [{"states": list(b.states), "exact": b.exact, "reason": b.reason,
-                        "closed_form": {k: _closed(v) for k, v in b.solution.items()}}
+                        "closed_form": {k: _closed(v, ir) for k, v in b.solution.items()}}
                        for b in ir.blocks],
             "spike_times": spike_integration(ir),
         },

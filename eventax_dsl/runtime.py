@@ -52,6 +52,18 @@ def fill(value, shape, dtype=None):
     return jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
 
 
+def guard(taken, x):
+    """``x`` where ``taken``, elsewhere ``x`` without a gradient: read inside an ``if`` branch, it
+    keeps the branch not taken from turning the gradient NaN (a ``sqrt`` or ``log`` outside its
+    domain, an ``exp`` that overflows)."""
+    return jnp.where(taken, x, jax.lax.stop_gradient(x))
+
+
+def vsum(value, n):
+    """The sum over the ``n`` elements of a vector; a scalar ``value`` counts ``n`` times."""
+    return jnp.sum(jnp.broadcast_to(value, (n,)))
+
+
 def fill_like(value, ref):
     """``value`` with the shape and dtype of ``ref``."""
     return jnp.broadcast_to(jnp.asarray(value, dtype=jnp.result_type(ref)), jnp.shape(ref))

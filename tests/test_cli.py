@@ -321,6 +321,39 @@ def test_output_directory_for_one_input(capsys, files, tmp_path):
     assert status == 0 and (outdir / "good.py").exists()
 
 
+def test_output_path_with_a_trailing_slash_is_a_directory(capsys, files, tmp_path):
+    outdir = tmp_path / "new"  # missing: 'new/' still names a directory, not a file 'new'
+    status, _, _ = run(capsys, "-o", f"{outdir}/", files["good"])
+    assert status == 0 and outdir.is_dir() and (outdir / "good.py").is_file()
+
+
+def test_inputs_that_would_write_the_same_output_are_refused(capsys, files, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(files["warn"], other / "good.neuron")  # same stem as files["good"]
+    outdir = tmp_path / "gen"
+    status, _, err = run(capsys, "-o", outdir, files["good"], other / "good.neuron")
+    assert status == 2 and "would both be written to" in err and str(outdir / "good.py") in err
+    assert not outdir.exists()
+
+
+def test_output_files_get_the_usual_permissions(capsys, files, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.py"
+        assert run(capsys, "-o", new, files["good"])[0] == 0
+        assert new.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+        kept = tmp_path / "kept.py"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        assert run(capsys, "-o", kept, files["good"])[0] == 0
+        assert kept.stat().st_mode & 0o777 == 0o640 and "class Good" in kept.read_text()
+    finally:
+        os.umask(old)
+
+
 def test_output_with_a_failing_input_writes_the_others(capsys, files, tmp_path):
     outdir = tmp_path / "gen"
     status, _, err = run(capsys, "-o", outdir, files["good"], files["bad"])

@@ -59,7 +59,8 @@ def _np_exprel(x):
     return np.where(x == 0, 1.0, np.expm1(safe) / safe)
 
 
-NUMPY_FUNCS = {"sigmoid": _np_sigmoid, "exprel": _np_exprel, "vsum": np.sum}
+NUMPY_FUNCS = {"sigmoid": _np_sigmoid, "exprel": _np_exprel,
+               "vsum": lambda x, n: np.sum(np.broadcast_to(x, (n,)))}  # sum of n elements
 
 
 def lambdified(ir, expr, names):

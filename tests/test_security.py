@@ -45,7 +45,7 @@ GENERATED = {
 ATTRIBUTES = {"exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "tan", "arctan", "abs", "sum",
               "minimum", "maximum", "where", "logical_and", "logical_or", "logical_not", "pi", "e", "nan",
               "ones", "zeros", "asarray", "float32", "float64", "sigmoid", "exprel", "fill", "fill_like",
-              "float_dtype", "numpy", "exp_divdiff"}
+              "float_dtype", "numpy", "exp_divdiff", "vsum", "guard"}
 _TEMP = re.compile(r"_t\d+$")
 
 

@@ -152,3 +152,30 @@ def test_network_validation():
     with pytest.raises(ValueError, match="weight shape"):
         Network(populations=(pop,), weights=({"w": jnp.zeros((3, 2))},), masks=(None,),
                 projections=((-1, 0),), in_size=1, output=0)
+    # an output index out of range is an error, not wrapped round to another population
+    two = [LIF.create(2), LI.create(1)]
+    for bad in (2, 5, -3):
+        with pytest.raises(ValueError, match="out of range"):
+            Network.create(two, 1, [("input", 0), (0, 1)], key=jr.key(0), output=bad)
+    assert Network.create(two, 1, [("input", 0), (0, 1)], key=jr.key(0), output=-1).output == 1
+
+
+def test_an_empty_layer_simulates_on_every_path():
+    # a zero-size layer used to index row 0 of its empty parameters on the closed-form path
+    for options in ({}, {"integrator": "numeric"}):
+        net = FeedForward(LIB_LIF, [0, 2], in_size=2, key=jr.key(0))
+        np.testing.assert_array_equal(net.ttfs(jnp.array([1.0, 2.0]), 30.0, **options), [np.inf, np.inf])
+        net = FeedForward(LIB_LIF, [3, 0], in_size=2, key=jr.key(0))
+        assert net.ttfs(jnp.array([1.0, 2.0]), 30.0, **options).shape == (0,)
+
+
+def test_vector_parameter_overrides_read_one_way_for_every_population_size():
+    D = eventax_dsl.load(MODELS / "dendritic.neuron")
+    k = dict((p.name, p.shape) for p in D.PARAMETERS)["tau_syn"][0]
+    for n in (k - 2, k):
+        pop = D.create(n, tau_syn=jnp.arange(1.0, k + 1))  # (k,): the same vector for all
+        np.testing.assert_array_equal(pop.params["tau_syn"], np.tile(np.arange(1.0, k + 1), (n, 1)))
+        pop = D.create(n, tau_syn=jnp.arange(1.0, n + 1)[:, None])  # (n, 1): one number per neuron
+        np.testing.assert_array_equal(pop.params["tau_syn"], np.repeat(np.arange(1.0, n + 1)[:, None], k, 1))
+    with pytest.raises(ValueError, match=r"\(5, 1\) \(one number per neuron\)"):
+        D.create(5, tau_syn=jnp.arange(1.0, 6.0))  # (n,) would flip meaning at n == k

@@ -8,6 +8,7 @@ typo never cascades into a page of errors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -73,6 +74,7 @@ class Checker:
         self.used: set[str] = set()
         self.alias_typed: dict[str, Typed] = {}
         self.rewrites: list[str] = []
+        self.observable_shapes: dict[str, tuple[int, ...]] = {}
         # units are checked only in models that use them: a model written in bare
         # numbers (tau = 20, v' = -v / tau) has no units to mismatch
         self.units_on = _uses_units(model)
@@ -305,7 +307,7 @@ class Checker:
             if args[0].shape == ():
                 self.error("E023", "sum() needs a vector argument", e.args[0].span)
                 raise _Failed
-            return Typed(vsum(exprs[0]), args[0].dim, ())
+            return Typed(self.finite(vsum(exprs[0], args[0].shape[0]), e.span), args[0].dim, ())
         dim = args[0].dim
         for t, a in zip(args[1:], e.args[1:]):
             dim = self.same_dim(Typed(None, dim, ()), t, a.span, f"the arguments of {e.func}()")
@@ -432,6 +434,7 @@ class Checker:
             reset={k: simplify(v) for k, v in reset.items()},
             receive={k: simplify(v) for k, v in receive.items()},
             observables={k: simplify(v) for k, v in observables.items()},
+            observable_shapes=self.observable_shapes,
             linear_blocks=linear_blocks(dyn, state_names, [p.name for p in params]),
             rewrites=self.rewrites,
         )
@@ -766,9 +769,13 @@ class Checker:
                 break
 
     def observe(self) -> dict[str, sp.Expr]:
-        out = {}
+        """The read-outs (name -> expression); their shapes go to ``self.observable_shapes``."""
+        out, shapes = {}, self.observable_shapes
         if self.m.observables is None:
-            return {s.name: sym(s.name) for s in self.m.states if s.name in self.names}
+            for s in self.m.states:
+                if s.name in self.names:
+                    out[s.name], shapes[s.name] = sym(s.name), self.names[s.name].shape
+            return out
         seen = {}
         for o in self.m.observables:
             if o.name in seen:
@@ -785,7 +792,7 @@ class Checker:
                     t = self.name(ast.Name(o.name, o.name_span), {STATE, PARAM, ALIAS}, "an observable")
                 except _Failed:
                     continue
-                out[o.name] = t.expr
+                out[o.name], shapes[o.name] = t.expr, t.shape
                 continue
             if o.name.startswith("_"):
                 self.error("E011", f"invalid name '{o.name}': names may not start with '_'", o.name_span)
@@ -797,7 +804,7 @@ class Checker:
             try:
                 t = self.expr(o.expr, {STATE, PARAM, ALIAS, CONST}, "an observable")
                 self.numeric(t, o.expr.span)
-                out[o.name] = t.expr
+                out[o.name], shapes[o.name] = t.expr, t.shape
             except _Failed:
                 continue
         return out
@@ -832,12 +839,15 @@ def _bad_number(expr) -> bool:
     if any(p.is_number and p.is_real is False for p in expr.atoms(sp.Pow)):
         return True
     # a function of numbers, kept exact by SymPy (exp(1000)), must be a float too
-    for f in expr.atoms(sp.Function):
-        if f.is_number:
-            value = _complex(f)
-            if not (math.isfinite(value.real) and value.imag == 0):
-                return True
-    return False
+    return any(f.is_number and not _finite_real(f) for f in expr.atoms(sp.Function))
+
+
+@functools.lru_cache(maxsize=4096)
+def _finite_real(f) -> bool:
+    """Whether the number ``f`` is a finite real float. Cached: every check of an enclosing
+    expression meets the same atoms again, and evaluating one can be slow."""
+    value = _complex(f)
+    return math.isfinite(value.real) and value.imag == 0
 
 
 def _huge_power(base, exponent) -> bool:

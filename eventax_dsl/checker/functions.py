@@ -5,7 +5,7 @@ unit rule. Three functions have no faithful SymPy equivalent and are kept as
 opaque :class:`sympy.Function` subclasses, printed straight to the runtime:
 
 * ``sigmoid(x)``  -> ``jax.nn.sigmoid`` (stable for large ``|x|``),
-* ``vsum(x)``     -> ``jnp.sum`` over the elements of a vector,
+* ``vsum(x, n)``  -> the sum over the ``n`` elements of a vector,
 * ``exprel(x)``   -> ``(exp(x) - 1) / x``, finite at 0 in value and gradient
   (introduced by the checker for removable singularities such as the
   Hodgkin-Huxley rate functions).
@@ -32,12 +32,26 @@ class sigmoid(sp.Function):  # noqa: N801 - printed name
 
 
 class vsum(sp.Function):  # noqa: N801
-    """Sum over the elements of a vector quantity (linear)."""
+    """``vsum(x, n)``: the sum over the ``n`` elements of a vector quantity (linear).
 
-    nargs = 1
+    The length travels with the sum because the argument may simplify to a
+    scalar (``sum(g / g)`` is ``vsum(1, n) = n``): a scalar stands for ``n``
+    equal elements.
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, n):
+        if x.is_number:
+            return n * x
+        return None
 
     def fdiff(self, argindex=1):
-        return sp.Integer(1)
+        return sp.Integer(1) if argindex == 1 else sp.Integer(0)
+
+    def _sympystr(self, printer):
+        return f"sum({printer._print(self.args[0])})"
 
 
 class exprel(sp.Function):  # noqa: N801

@@ -84,6 +84,7 @@ class ModelIR:
     observables: dict[str, sp.Expr]
     linear_blocks: list[tuple[str, ...]]
     rewrites: list[str] = field(default_factory=list)  # notes on singularities removed
+    observable_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # () for scalars
     #: one per entry of ``linear_blocks``: matrices, closed forms and the verdict
     #: (derived from the fields above when not given)
     blocks: list[LinearBlockIR] | None = None

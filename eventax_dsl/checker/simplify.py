@@ -181,6 +181,12 @@ def _affine(f: sp.Expr, xs: list[sp.Symbol]) -> bool:
 
 #: the time step of a closed-form solution (a leading '_' keeps it apart from user names)
 DT = sp.Symbol("_dt", real=True)
+
+
+def dt_name(ir) -> str:
+    """How closed forms show the time step: ``dt``, or ``Δt`` where the model has a ``dt``."""
+    names = {x.name for x in (*ir.states, *ir.params)} | set(ir.aliases)
+    return "Δt" if "dt" in names else "dt"
 #: blocks with more states than this are integrated numerically (path enumeration)
 MAX_EXACT_BLOCK = 8
 

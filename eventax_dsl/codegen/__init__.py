@@ -14,8 +14,9 @@ import keyword
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from ..checker.functions import vsum
 from ..checker.ir import ModelIR
-from ..checker.simplify import DT
+from ..checker.simplify import DT, dt_name
 from ..version import __version__
 
 # names the generated code itself uses; user names equal to these get a '_' appended
@@ -32,8 +33,53 @@ def py_name(name: str) -> str:
     return name
 
 
+class guard(sp.Function):  # noqa: N801 - printed name
+    """``guard(taken, x)``: ``x`` inside an ``if`` branch, cut off from the gradient where the
+    branch is not taken (:func:`_guard_branches`); printed as ``rt.guard``."""
+
+    nargs = 2
+
+
+def _risky(value) -> bool:
+    """Whether a branch may be undefined, infinite or have an infinite slope somewhere: any
+    function (sqrt, log, exp, ...) or a power other than a whole positive one (1 / x)."""
+    for node in sp.preorder_traversal(value):
+        if isinstance(node, sp.Function) and not isinstance(node, (sp.Min, sp.Max, sp.Abs)):
+            return True
+        if isinstance(node, sp.Pow) and not (node.exp.is_Integer and node.exp > 0):
+            return True
+    return False
+
+
+def _guard_branches(expr):
+    """``expr`` with the names in risky ``if`` branches read through :class:`guard`.
+
+    ``jnp.where(c, sqrt(v), 0)`` has the right value for ``v < 0``, but its gradient
+    is NaN: reverse mode sends the branch not taken a zero cotangent and multiplies it
+    by the infinite slope of ``sqrt`` there. Reading ``v`` in that branch as
+    ``where(c, v, stop_gradient(v))`` stops the NaN at the ``where`` (the standard
+    "double where"), whatever the branch computes. Branch ``i`` is taken where its
+    condition holds and no earlier one does.
+    """
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return expr
+    args = [_guard_branches(a) for a in expr.args]
+    if not isinstance(expr, sp.Piecewise):
+        return expr.func(*args) if any(a is not b for a, b in zip(args, expr.args)) else expr
+    pieces, earlier = [], []
+    for value, cond in args:
+        if _risky(value) and value.free_symbols:
+            taken = sp.And(cond, *[sp.Not(c) for c in earlier])
+            value = value.xreplace({x: guard(taken, x) for x in value.free_symbols})
+        pieces.append((value, cond))
+        earlier.append(cond)
+    return sp.Piecewise(*pieces, evaluate=False)
+
+
 class JaxPrinter(StrPrinter):
     """Prints checked SymPy expressions as ``jax.numpy`` code."""
+
+    printmethod = "_jaxcode"  # not StrPrinter's '_sympystr', which shows sums as 'sum(x)'
 
     _FUNCS = {"exp": "jnp.exp", "log": "jnp.log", "tanh": "jnp.tanh", "sinh": "jnp.sinh",
               "cosh": "jnp.cosh", "sin": "jnp.sin", "cos": "jnp.cos", "tan": "jnp.tan",
@@ -60,7 +106,8 @@ class JaxPrinter(StrPrinter):
         return f"({expr.p}/{expr.q})"
 
     def _print_Integer(self, expr):
-        return str(int(expr)) if abs(expr) < 10**15 else repr(float(expr))
+        # JAX's default 32-bit mode cannot take a Python int of 2**31 or more
+        return str(int(expr)) if abs(expr) < 2**31 else repr(float(expr))
 
     def _print_Pi(self, expr):
         return "jnp.pi"
@@ -86,8 +133,11 @@ class JaxPrinter(StrPrinter):
     def _print_cot(self, expr):
         return f"(1 / jnp.tan({self._print(expr.args[0])}))"
 
+    def _print_guard(self, expr):
+        return f"rt.guard({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_vsum(self, expr):
-        return f"jnp.sum({self._print(expr.args[0])})"
+        return f"rt.vsum({self._print(expr.args[0])}, {int(expr.args[1])})"
 
     def _print_Pow(self, expr, rational=False):
         base, e = expr.args
@@ -150,7 +200,7 @@ def _body(exprs: dict[str, sp.Expr], ir: ModelIR, args: dict[str, str], wrap,
     keyed like ``exprs``, or with ``as_tuple`` a tuple of the values.
     """
     keys = list(exprs)
-    values = [exprs[k] for k in keys]
+    values = [_guard_branches(exprs[k]) for k in keys]
     temps, reduced = sp.cse(values, symbols=sp.numbered_symbols("_t", real=True),
                             optimizations=None, order="none")
     used = set()
@@ -237,9 +287,12 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     vectors = {x.name for x in (*ir.states, *ir.params, *ir.channels) if x.shape}
 
     def state_wrap(k, code):
-        # a constant, or a scalar value for a vector state, needs the state's shape and dtype
+        # the value must have the state's shape and float dtype: wrap it unless an array
+        # reaches it (not only a condition: 'if v > 0 then 1 else 0' is an integer), and for
+        # a vector state a vector does (not only through sum())
         expr = exprs_by_key.get(k)
-        if expr is None or not expr.free_symbols or (shape[k] and not {str(x) for x in expr.free_symbols} & vectors):
+        names, vector_names = _value_names(expr) if expr is not None else (set(), set())
+        if not names or (shape[k] and not vector_names & vectors):
             return f"rt.fill_like({code}, s[{k!r}])"
         return code
 
@@ -299,7 +352,17 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     method("receive(self, p, s, w)", "State right after input of summed weights w arrives.", lines)
 
     obs = dict(ir.observables)
-    lines = _body(obs, ir, src, lambda k, c: c) if obs else ["return {}"]
+
+    def observable_wrap(k, code):
+        # a read-out that cancelled to a number or a scalar ('x - x' of a vector x) still has
+        # its shape and the float dtype
+        names, vector_names = _value_names(obs[k])
+        want = ir.observable_shapes.get(k, ())
+        if not names or (want and not vector_names & vectors):
+            return f"rt.fill({code}, {want!r}, rt.float_dtype(p))"
+        return code
+
+    lines = _body(obs, ir, src, observable_wrap) if obs else ["return {}"]
     method("observe(self, p, s)", "Named read-outs of the state.", lines)
 
     # exact integration: closed forms of the linear blocks (see checker.simplify.solve_block)
@@ -317,9 +380,10 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
         exprs_by_key.update(sols)
         lines = _body(sols, ir, src, state_wrap)
         lines[-1] = _merge_into_state(lines[-1])
-        show = sp.Symbol("dt")
-        doc = (f"{when} of the linear states after dt ms without events (others unchanged):\n\n"
-               + "".join(f"        {k}(dt) = {sp.sstr(v.xreplace({DT: show}))}\n" for k, v in sols.items())
+        step = dt_name(ir)  # the argument dt, shown as Δt where the model has a 'dt' of its own
+        show = sp.Symbol(step)
+        doc = (f"{when} of the linear states after {step} ms without events (others unchanged):\n\n"
+               + "".join(f"        {k}({step}) = {sp.sstr(v.xreplace({DT: show}))}\n" for k, v in sols.items())
                + "\n        with the states on the right at time 0, exprel(x) = (exp(x) - 1)/x and\n"
                  "        exp_divdiff(dt, r1, r2) = (exp(r1 dt) - exp(r2 dt))/(r1 - r2), finite at r1 = r2.\n"
                  "        ")
@@ -331,6 +395,30 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
         method("spike_rates(self, p)", "Rates (1/ms) of the exactly solved states the spike condition "
                                        "depends on, one per state.", lines)
     return "\n".join(out) + "\n"
+
+
+def _value_names(expr) -> tuple[set[str], set[str]]:
+    """The names whose values reach the value of ``expr``, and those that reach it elementwise.
+
+    A name read only in a condition of an ``if``-``then``-``else`` decides which
+    value is taken but is not part of it; a name under ``sum()`` reaches the value
+    as a scalar.
+    """
+    if isinstance(expr, sp.Symbol):
+        return {expr.name}, {expr.name}
+    if isinstance(expr, sp.Piecewise):
+        parts = [value for value, _ in expr.args]
+    elif isinstance(expr, vsum):
+        names, _ = _value_names(expr.args[0])
+        return names, set()
+    else:
+        parts = expr.args
+    names, elementwise = set(), set()
+    for part in parts:
+        a, b = _value_names(part)
+        names |= a
+        elementwise |= b
+    return names, elementwise
 
 
 def _docstring(text: str, indent: str) -> str:

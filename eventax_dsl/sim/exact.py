@@ -118,7 +118,7 @@ def numeric(model):
         net = FeedForward([numeric(LIF), LI], [50, 3], in_size=5, key=key)
     """
     if isinstance(model, NeuronModel):
-        return numeric(type(model))(params=model.params)
+        return numeric(type(model))(params=model.params, size=model.size)
     if not (isinstance(model, type) and issubclass(model, NeuronModel)):
         raise TypeError(f"numeric() takes a NeuronModel class or population, got {model!r}")
     if not model.EXACT_STATES:
@@ -434,7 +434,8 @@ def searched_maximum(pop: NeuronModel, s0, s1, refractory, watch: dyn.Watch, h, 
 # ------------------------------------------------- networks solved in closed form
 def _n_spike_states(pop) -> int:
     """How many states the spike condition of ``pop`` depends on (static)."""
-    return len(pop.spike_rates({k: v[0] for k, v in pop.params.items()}))
+    one = {k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in pop.params.items()}
+    return len(jax.eval_shape(pop.spike_rates, one))  # shapes only: a population may be empty
 
 
 def closed_form_network(populations, options: SimOptions) -> bool:

@@ -490,6 +490,20 @@ def _single_step(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtyp
     return t_out, y_out, hit, ok, dt_new, steps
 
 
+def _eligible(pops, refractory, spent) -> tuple:
+    """The neurons that may spike: of a spiking model, not spent (``amos``), and not
+    refractory where the model's condition is guarded (``and not refractory``)."""
+    out = []
+    for p, refr, gone in zip(pops, refractory, spent or (None,) * len(pops)):
+        e = jnp.full((p.n,), type(p).SPIKING)
+        if gone is not None:
+            e = e & ~gone
+        if type(p).REFRACTORY and type(p).GUARDED:
+            e = e & ~refr
+        out.append(e)
+    return tuple(out)
+
+
 def _earlier(a, b):
     """``min(a, b)``, but all of ``a`` (its value and its gradient) when they are equal."""
     return jnp.where(b < a, b, a)
@@ -538,8 +552,9 @@ def simulate(
     """
     opts = make_options(options, **kwargs)
     pops = net.populations
-    leaf = next(iter(pops[0].params.values()))
-    dtype = leaf.dtype
+    # the network's float dtype: of its parameters, or its weights where a model has none
+    leaves = jax.tree_util.tree_leaves(([p.params for p in pops], net.weights))
+    dtype = leaves[0].dtype if leaves else jnp.result_type(float)
     if dtype != jnp.result_type(float) and any(type(p).SPIKING for p in pops):
         raise ValueError(
             f"eventax_dsl.sim: the network is {dtype} but JAX's default float is "
@@ -645,13 +660,7 @@ def simulate(
         unspent = (tuple(jnp.ones((p.n,), bool) for p in pops) if spent is None
                    else tuple(~s for s in spent))
         cond = dyn.conditions(pops, c.y)
-        eligible = []
-        for p, refr, u in zip(pops, refractory, unspent):
-            m = type(p)
-            e = jnp.full((p.n,), m.SPIKING) & u
-            if m.REFRACTORY and m.GUARDED:
-                e = e & ~refr
-            eligible.append(e)
+        eligible = _eligible(pops, refractory, spent)
         # Re-arm disarmed neurons whose condition is now clearly negative (half
         # the margin: hysteresis against the root finder's tolerance).
         armed_now = tuple(
@@ -818,11 +827,8 @@ def simulate(
         # ---- termination and errors: at t_end, once nothing more happens at t_end (the
         # rest of a group of inputs arriving then, and the spikes they cause)
         due_now = jnp.any(jnp.stack([
-            jnp.any(jnp.full((p.n,), type(p).SPIKING) & a & (cv >= 0)
-                    & (True if gone is None else ~gone)
-                    & (~r if type(p).REFRACTORY and type(p).GUARDED else True))
-            for p, a, cv, gone, r in zip(pops, armed, cond2, spent or (None,) * len(pops),
-                                         refractory1)]))
+            jnp.any(e & a & (cv >= 0))
+            for e, a, cv in zip(_eligible(pops, refractory1, spent), armed, cond2)]))
         done = ~any_spike & (t1 >= t_end) & ~(is_input & ~complete) & ~due_now
         if stop_when_output_spiked:
             done = done | jnp.all(jnp.isfinite(first_spike[out_idx]))

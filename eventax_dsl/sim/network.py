@@ -76,6 +76,14 @@ def default_weight_init(key, shape, dtype):
     return normal_init(4.0, 2.0)(key, shape, dtype)
 
 
+def _population_index(index, count: int) -> int:
+    """``index`` (negative counts from the end) as 0 .. count-1; out of range is an error."""
+    i = int(index)
+    if not -count <= i < count:
+        raise ValueError(f"output population {i} out of range (have {count})")
+    return i % count
+
+
 class Network(eqx.Module):
     """Populations of neurons connected by weighted projections (see module docs)."""
 
@@ -190,7 +198,7 @@ class Network(eqx.Module):
             masks=tuple(masks),
             projections=tuple(projections),
             in_size=int(in_size),
-            output=int(output) % len(populations),
+            output=_population_index(output, len(populations)),
         )
 
     # ------------------------------------------------------------ queries
@@ -334,7 +342,7 @@ def FeedForward(
         names = {p.name for p in m.PARAMETERS}
         common = {k: v for k, v in common_overrides.items() if k in names}
         used |= set(common)
-        pops.append(m.create(n, dtype=dtype, **{**common, **own}))
+        pops.append(m.from_overrides(n, {**common, **own}, dtype))
     unused = sorted(set(common_overrides) - used)
     if unused:
         raise TypeError(f"FeedForward: no layer's model has parameter(s) {', '.join(unused)}")

@@ -98,7 +98,7 @@ def build_network(task: str, hidden_model, readout_model, hidden, in_size: int, 
         )
     if task == "xor":
         (n_hidden,) = hidden
-        pops = [hidden_model.create(n_hidden, dtype=dtype), readout_model.create(n_classes, dtype=dtype)]
+        pops = [hidden_model.create(n_hidden, dtype), readout_model.create(n_classes, dtype)]
         net = Network.create(
             pops, in_size, [("input", 0), (0, 0), (0, 1)], key=key, output=1,
             weight_init=[_init_for(hidden_model), _init_for(hidden_model, recurrent=True),

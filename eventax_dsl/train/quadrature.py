@@ -394,5 +394,5 @@ def attach_quadrature(net, observable: str = "v", tau: float = 50.0,
                       integrals: tuple[str, ...] = INTEGRALS):
     """``net`` with its output population wrapped by :func:`with_quadrature` (same parameters)."""
     pop = net.populations[net.output]
-    wrapped = with_quadrature(type(pop), observable, tau, tuple(integrals))(params=pop.params)
+    wrapped = with_quadrature(type(pop), observable, tau, tuple(integrals))(params=pop.params, size=pop.size)
     return eqx.tree_at(lambda n: n.populations[n.output], net, wrapped)
