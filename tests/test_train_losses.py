@@ -435,6 +435,31 @@ def test_hermite_max_is_accurate_and_plain_grid_within_its_bound():
     np.testing.assert_allclose(np.asarray(both), np.stack([refined, 2 * refined]), rtol=1e-12)
 
 
+def test_hermite_max_does_not_bulge_over_an_input_kink():
+    # an input spike at t_k = 9.95, between grid points 9 and 10, bends the slope of a piecewise
+    # linear trace: the cubic through the end slopes bulges by up to 4/27 h |V'| above it
+    from eventax_dsl.train.losses import flat_max_sag  # noqa: PLC0415
+
+    times = jnp.linspace(0.0, 20.0, 21)
+    t_k = 9.95
+    cases = {  # (slope before, slope after): true maximum V(t_k) (or V(0) for the flat trace)
+        "flat, then falling": (0.0, -0.1),
+        "rising, then falling": (0.1, -0.1),
+    }
+    for name, (before, after) in cases.items():
+        tt = np.asarray(times)
+        v = np.where(tt < t_k, before * tt, before * t_k + after * (tt - t_k))
+        dv = np.where(tt < t_k, before, after)
+        true = before * t_k
+        got = max_over_time(jnp.asarray(v)[:, None], times, jnp.asarray(dv)[:, None])
+        assert float(got[0]) == pytest.approx(true, abs=1e-12), name
+    # the flat trace's maximum is its first sample, so the silent-target term sees it
+    v = jnp.asarray(np.where(np.asarray(times) < t_k, 0.0, -0.1 * (np.asarray(times) - t_k)))[:, None]
+    dv = jnp.where(times < t_k, 0.0, -0.1)[:, None]
+    m = max_over_time(v, times, dv)
+    assert float(flat_max_sag(v, m)[0]) > 0.0
+
+
 def test_hermite_max_gradient_vs_finite_differences():
     times = jnp.linspace(0.0, 10.0, 6)
     v = jr.normal(jr.key(3), (6, 2), jnp.float64)

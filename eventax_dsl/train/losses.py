@@ -264,15 +264,21 @@ def max_over_time(values, times=None, derivatives=None):
     ``max|V''| * dt**2 / 8`` (``dt`` the grid spacing), since the maximum is at
     most ``dt / 2`` from a grid point where ``V' = 0``.
 
-    With derivatives, each grid interval ``[t_k, t_{k+1}]`` is replaced by the
-    cubic Hermite interpolant of ``(V_k, V'_k, V_{k+1}, V'_{k+1})`` and its
-    maximum is taken exactly (at an end or at a root of its quadratic
-    derivative). Where ``V`` is smooth on the interval the error is ``O(dt**4)``
-    (``max|V''''| dt**4 / 384``); on an interval that contains an input spike
-    ``V'`` jumps and the bound falls back to ``O(dt**2)`` there. The interpolant
-    overestimates only by that same error. Gradients flow to the values and
-    derivatives that define the maximising piece (through the root, where the
-    derivative of the cubic vanishes, so the envelope theorem holds).
+    With derivatives, an interval ``[t_k, t_{k+1}]`` where ``V`` turns from rising
+    to falling (``V'_k > 0 > V'_{k+1}``) holds a maximum inside: it is taken as the
+    maximum of the cubic Hermite interpolant of ``(V_k, V'_k, V_{k+1}, V'_{k+1})``
+    (at a root of its quadratic derivative), capped by where the tangents at the
+    two ends meet. Where ``V`` is smooth the cubic's error is ``O(dt**4)``
+    (``max|V''''| dt**4 / 384``) and the cap, an upper bound of a concave ``V``,
+    does not bind. An input spike inside the interval makes ``V'`` jump; the cubic
+    then bulges by up to ``4/27 dt |V'|`` above the trace, but a trace that is
+    concave on each side of the jump still lies under both tangents, so the cap
+    holds the result at most ``O(dt**2)`` above the true maximum (exact for a
+    piecewise linear trace). Intervals without such a turn (an input spike that
+    only bends a flat or falling trace downwards, say) add nothing to the grid
+    maximum. Gradients flow to the values and derivatives that define the
+    maximising piece (through the root, where the derivative of the cubic
+    vanishes, so the envelope theorem holds).
     """
     values = jnp.asarray(values)
     grid_max = jnp.max(values, axis=-2)
@@ -308,5 +314,11 @@ def max_over_time(values, times=None, derivatives=None):
         return ((2 * s3_ - 3 * s2_ + 1) * v0 + (s3_ - 2 * s2_ + s) * h * m0
                 + (-2 * s3_ + 3 * s2_) * v1 + (s3_ - s2_) * h * m1)
 
-    inner = jnp.maximum(cubic(s1), cubic(s2))
+    # a maximum inside needs a turn from rising to falling; a concave V lies under
+    # both end tangents, V_k + V'_k x and V_{k+1} + V'_{k+1} (x - h), which meet at x
+    turn = (m0 > 0) & (m1 < 0)
+    x = (v1 - v0 - m1 * h) / jnp.where(turn, m0 - m1, jnp.ones_like(m0))
+    cap = v0 + m0 * jnp.clip(x, 0.0, h)
+    inner = jnp.minimum(jnp.maximum(cubic(s1), cubic(s2)), cap)
+    inner = jnp.where(turn, inner, jnp.full_like(inner, -jnp.inf))
     return jnp.maximum(grid_max, jnp.max(inner, axis=-2))
