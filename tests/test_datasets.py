@@ -315,6 +315,23 @@ def test_download_mnist(tmp_path, http_root):
     assert len(requests) == 2
 
 
+@needs_mnist
+def test_download_mnist_sets_aside_a_corrupt_raw_file(tmp_path, http_root):
+    # load_mnist reads a raw file before the .gz: a corrupt one would shadow the download
+    root, base_url, server = http_root
+    shutil.copytree(MNIST_DIR, root / "mnist")
+    target = tmp_path / "mnist"
+    target.mkdir()
+    (target / "t10k-labels-idx1-ubyte").write_bytes(b"truncated")
+    download_mnist(target, base_url, splits=("test",))
+    images, labels = load_mnist(target, "test")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    assert (target / "t10k-labels-idx1-ubyte.corrupt").read_bytes() == b"truncated"  # kept
+    n = len(server.requests)
+    download_mnist(target, base_url, splits=("test",))  # now valid: nothing fetched again
+    assert len(server.requests) == n
+
+
 def test_download_mnist_wrong_content_leaves_nothing(tmp_path, http_root):
     root, base_url, _ = http_root
     (root / "mnist").mkdir()

@@ -250,7 +250,9 @@ def download_mnist(
     network error, HTTP error, checksum mismatch, interruption -- the temporary
     file is removed, so no partial or unverified file is ever left under an
     official name. Files already present (raw or ``.gz``) and valid are not
-    downloaded again; a present but corrupt ``.gz`` file is replaced.
+    downloaded again; a present but corrupt ``.gz`` file is replaced, and a
+    corrupt raw file, which :func:`load_mnist` would read before the ``.gz``, is
+    renamed to ``<name>.corrupt`` (kept, not deleted).
 
     **Arguments:**
 
@@ -282,6 +284,9 @@ def download_mnist(
                 continue
             url = base_url.rstrip("/") + "/" + stem + ".gz"
             _download_verified(url, directory / (stem + ".gz"), stem, timeout)
+            raw = directory / stem
+            if raw.is_file():  # corrupt (it failed the check), and load_mnist reads it first
+                os.replace(raw, directory / (stem + ".corrupt"))
     return directory
 
 
