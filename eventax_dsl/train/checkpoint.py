@@ -30,6 +30,7 @@ refused rather than resumed from the wrong position.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -134,12 +135,17 @@ def load_checkpoint(directory, meta: dict, like):
     directory = Path(directory)
     path = directory / CHECKPOINT
     want = meta.get(TREE_SHA256)
-    if want is not None and not (path.is_file() and _sha256(path) == want):
+    if want is None:
+        return load_tree(path, like)
+    # read each file once: the bytes that are hashed are the bytes that are loaded
+    data = path.read_bytes() if path.is_file() else None
+    if data is None or hashlib.sha256(data).hexdigest() != want:
         new = directory / (CHECKPOINT + ".new")
-        if not (new.is_file() and _sha256(new) == want):
+        data = new.read_bytes() if new.is_file() else None
+        if data is None or hashlib.sha256(data).hexdigest() != want:
             raise ValueError(
                 f"cannot resume from '{directory}': {CHECKPOINT} is not the network that "
                 f"{META} describes (its SHA-256 differs from {TREE_SHA256} there, and no "
                 f"{CHECKPOINT}.new matches either); the files were changed or damaged")
         _replace(new, path)  # the save was killed between its last two steps
-    return load_tree(path, like)
+    return eqx.tree_deserialise_leaves(io.BytesIO(data), like)
