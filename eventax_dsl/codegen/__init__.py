@@ -286,13 +286,15 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     exprs_by_key: dict[str, sp.Expr] = {}
     vectors = {x.name for x in (*ir.states, *ir.params, *ir.channels) if x.shape}
 
-    def state_wrap(k, code):
-        # the value must have the state's shape and float dtype: wrap it unless an array
-        # reaches it (not only a condition: 'if v > 0 then 1 else 0' is an integer), and for
-        # a vector state a vector does (not only through sum())
-        expr = exprs_by_key.get(k)
+    def needs_fill(expr, vector: bool) -> bool:
+        # a value has its target's shape and float dtype only where an array reaches it
+        # (not only a condition: 'if v > 0 then 1 else 0' is an integer), and for a vector
+        # target a vector does (not only through sum(): 'x - x' cancels to a scalar)
         names, vector_names = _value_names(expr) if expr is not None else (set(), set())
-        if not names or (shape[k] and not vector_names & vectors):
+        return not names or (vector and not vector_names & vectors)
+
+    def state_wrap(k, code):
+        if needs_fill(exprs_by_key.get(k), bool(shape[k])):
             return f"rt.fill_like({code}, s[{k!r}])"
         return code
 
@@ -354,11 +356,8 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     obs = dict(ir.observables)
 
     def observable_wrap(k, code):
-        # a read-out that cancelled to a number or a scalar ('x - x' of a vector x) still has
-        # its shape and the float dtype
-        names, vector_names = _value_names(obs[k])
         want = ir.observable_shapes.get(k, ())
-        if not names or (want and not vector_names & vectors):
+        if needs_fill(obs[k], bool(want)):
             return f"rt.fill({code}, {want!r}, rt.float_dtype(p))"
         return code
 
