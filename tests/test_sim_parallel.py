@@ -10,6 +10,9 @@ multi-device checks run in a fresh interpreter with
 - training with ``devices=2`` (one program per device, the batch's dead-neuron
   mask and mean gradient combined between calls; or, marked slow, one program
   spanning both) must give the parameters and evaluation of training on one device.
+
+The scripts are listed in ``EARLY_JOBS``: they start as soon as the suite is collected and
+run beside the other tests (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -135,29 +138,37 @@ TRAIN_SCRIPT = textwrap.dedent(
 )
 
 
-def _run_on_two_devices(code: str) -> str:
+def _two_devices(code: str):
+    """``(argv, env)`` of a fresh interpreter with two CPU devices running ``code``."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
     env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stdout
+    return [sys.executable, "-c", code], env
 
 
-def test_two_devices_match_one():
-    lif = os.path.join(HERE, os.pardir, "models", "lif.neuron")
-    assert "PARALLEL-OK" in _run_on_two_devices(SCRIPT.format(lif=lif))
+LIF_PATH = os.path.join(HERE, os.pardir, "models", "lif.neuron")
+#: started right after collection, beside the rest of the suite (tests/conftest.py)
+EARLY_JOBS = {
+    "test_two_devices_match_one": lambda: _two_devices(SCRIPT.format(lif=LIF_PATH)),
+    "test_training_on_two_devices_matches_one":
+        lambda: _two_devices(TRAIN_SCRIPT.format(modes=("threads",))),
+    "test_training_on_two_devices_one_program_matches_one":
+        lambda: _two_devices(TRAIN_SCRIPT.format(modes=("gspmd",))),
+}
 
 
-def test_training_on_two_devices_matches_one():
-    assert "TRAIN-PARALLEL-OK" in _run_on_two_devices(TRAIN_SCRIPT.format(modes=("threads",)))
+def test_two_devices_match_one(early_job):
+    assert "PARALLEL-OK" in early_job()
+
+
+def test_training_on_two_devices_matches_one(early_job):
+    assert "TRAIN-PARALLEL-OK" in early_job()
 
 
 @pytest.mark.slow
-def test_training_on_two_devices_one_program_matches_one():
+def test_training_on_two_devices_one_program_matches_one(early_job):
     """``parallel="gspmd"``: the sharded batch under one program (slow: its own compilations)."""
-    assert "TRAIN-PARALLEL-OK" in _run_on_two_devices(TRAIN_SCRIPT.format(modes=("gspmd",)))
+    assert "TRAIN-PARALLEL-OK" in early_job()
 
 
 def test_too_many_devices_is_a_clear_error():
