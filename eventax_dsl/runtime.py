@@ -44,12 +44,24 @@ def _exprel_jvp(primals, tangents):
 
 def sigmoid(x):
     """The logistic function, stable for large ``|x|``."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):  # sigmoid(0): an integer constant
+        x = x.astype(jnp.result_type(float))
     return jax.nn.sigmoid(x)
 
 
 def fill(value, shape, dtype=None):
     """``value`` as an array of ``shape`` (scalars are broadcast)."""
     return jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
+
+
+def taken(cond, *earlier):
+    """Where branch ``i`` of an ``if`` chain is taken: ``cond`` and none of the ``earlier``
+    conditions (each negated as a value, as ``jnp.where`` reads it)."""
+    out = jnp.asarray(cond)
+    for c in earlier:
+        out = out & jnp.logical_not(c)
+    return out
 
 
 def guard(taken, x):

@@ -133,6 +133,96 @@ def test_a_branch_not_taken_does_not_poison_the_gradient():
     np.testing.assert_allclose(float(field(jnp.asarray(4.0))), 2.0 - 0.4)
 
 
+def test_guarded_branches_may_hold_comparisons_and_minima():
+    # the guard stands for a real number: SymPy used to refuse to compare it or take its max
+    M, _ = build(
+        """
+        parameters:
+            a = 1.0
+        state:
+            v = 0.5
+            u = 0.25
+        equations:
+            v' = if u > 0 then sqrt(u) + (if v > 3 - a then 1 else 2) else 0
+            u' = if u > 0 then 1 / max(u, if v > 3 then 3 - v else u) else 0
+        """
+    )
+    pop = M.create(1)
+    p = one(pop, pop.params)
+    d = pop.dynamics(p, {"v": jnp.asarray(0.5), "u": jnp.asarray(0.25)})
+    assert float(d["v"]) == pytest.approx(0.5 + 2.0) and float(d["u"]) == pytest.approx(4.0)
+
+
+def test_a_sum_in_a_vector_branch_passes_its_gradient_to_every_element():
+    # sum(a * x) feeds element 0 (g > 0 there); d/dx_j = a for both j, d/da = x0 + x1
+    M, _ = build(
+        """
+        constants:
+            N = 2
+        parameters:
+            g[N] = [1, -1]
+            a = 2.0
+        state:
+            x[N] = [1, 2]
+        equations:
+            x' = if g > 0 then sum(a * x) else 0
+        """
+    )
+    pop = M.create(1)
+    p = one(pop, pop.params)
+
+    def first(x, a):
+        return pop.dynamics({**p, "a": a}, {"x": x})["x"][0]
+
+    x, a = jnp.array([1.0, 2.0]), jnp.asarray(2.0)
+    assert float(first(x, a)) == pytest.approx(6.0)
+    np.testing.assert_allclose(np.asarray(jax.grad(first)(x, a)), [2.0, 2.0], rtol=1e-12)
+    assert float(jax.grad(first, 1)(x, a)) == pytest.approx(3.0, rel=1e-12)
+
+
+def test_the_branch_taken_after_a_nan_condition_keeps_its_gradient():
+    # log(-1) is NaN, so 'log(v) > 0' is false and the else branch -v/tau is taken; SymPy's
+    # 'not (log(v) > 0)' is 'log(v) <= 0', also false for NaN, and cut that branch's gradient
+    M, _ = build(
+        """
+        parameters:
+            tau = 10.0
+        state:
+            v = -1
+        equations:
+            v' = if log(v) > 0 then sqrt(v - 1) else -v / tau
+        """
+    )
+    pop = M.create(1)
+
+    def field(v, tau):
+        return pop.dynamics({"tau": tau}, {"v": v})["v"]
+
+    v, tau = jnp.asarray(-1.0), jnp.asarray(10.0)
+    assert float(field(v, tau)) == pytest.approx(0.1)
+    grads = [float(g) for g in jax.grad(field, (0, 1))(v, tau)]
+    np.testing.assert_allclose(grads, [-0.1, -0.01], rtol=1e-12)
+
+
+def test_an_if_inside_a_condition_and_sigmoid_of_a_whole_number():
+    M, compiled = build(
+        """
+        state:
+            v = 0.5
+            u = 2.0
+        equations:
+            v' = if (if u > 1 then v else -v) > 0 then 1 else -1
+            u' = sigmoid(0) - u + u * sigmoid(u - u)
+        """
+    )
+    pop = M.create(1)
+    p = one(pop, pop.params)
+    for u, want in [(2.0, 1.0), (0.5, -1.0)]:
+        d = pop.dynamics(p, {"v": jnp.asarray(0.5), "u": jnp.asarray(u)})
+        assert float(d["v"]) == want
+        assert float(d["u"]) == pytest.approx(0.5 - u / 2)
+
+
 def test_sum_keeps_its_length_when_the_argument_cancels_to_a_scalar():
     x, g, v, k = np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]), 0.5, 2.0
     cases = {

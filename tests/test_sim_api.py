@@ -167,6 +167,8 @@ def test_an_empty_layer_simulates_on_every_path():
         np.testing.assert_array_equal(net.ttfs(jnp.array([1.0, 2.0]), 30.0, **options), [np.inf, np.inf])
         net = FeedForward(LIB_LIF, [3, 0], in_size=2, key=jr.key(0))
         assert net.ttfs(jnp.array([1.0, 2.0]), 30.0, **options).shape == (0,)
+        net = FeedForward(LIB_LIF, [0], in_size=2, key=jr.key(0))  # no neuron at all
+        assert net.ttfs(jnp.array([1.0, 2.0]), 30.0, **options).shape == (0,)
 
 
 def test_vector_parameter_overrides_read_one_way_for_every_population_size():

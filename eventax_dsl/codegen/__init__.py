@@ -12,6 +12,7 @@ import builtins
 import keyword
 
 import sympy as sp
+from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.str import StrPrinter
 
 from ..checker.functions import vsum
@@ -35,9 +36,32 @@ def py_name(name: str) -> str:
 
 class guard(sp.Function):  # noqa: N801 - printed name
     """``guard(taken, x)``: ``x`` inside an ``if`` branch, cut off from the gradient where the
-    branch is not taken (:func:`_guard_branches`); printed as ``rt.guard``."""
+    branch is not taken (:func:`_guard_branches`); printed as ``rt.guard``. It stands for the
+    number ``x``, so SymPy may compare it, take its minimum, and so on."""
 
     nargs = 2
+    is_commutative = True
+
+    def _eval_is_extended_real(self):
+        return self.args[1].is_extended_real
+
+    def _eval_is_real(self):
+        return self.args[1].is_real
+
+    def _eval_is_finite(self):
+        return self.args[1].is_finite
+
+
+class taken(BooleanFunction):  # noqa: N801 - printed name
+    """``taken(c_i, c_1, ..., c_{i-1})``: where branch ``i`` of an ``if`` chain is taken, i.e.
+    ``c_i and not c_1 and ... and not c_{i-1}`` with ``not`` on the *value* of each condition,
+    as the ``jnp.where`` chain decides: a comparison with NaN is false, so a later branch is
+    taken. (SymPy's ``Not(x > 0)`` is ``x <= 0``, which is false for NaN too.) Never
+    simplified; printed as ``rt.taken``."""
+
+    @classmethod
+    def eval(cls, *args):
+        return None
 
 
 def _risky(value) -> bool:
@@ -51,6 +75,18 @@ def _risky(value) -> bool:
     return False
 
 
+def _leaves(value) -> set:
+    """What a branch's guard wraps: its names, and each ``sum()`` as a whole. A sum is one
+    number that every element of a vector branch reads, so it is guarded by the branch's own
+    mask; the names inside it are summed over all elements, which that mask does not
+    describe."""
+    if isinstance(value, vsum):
+        return {value} if value.free_symbols else set()
+    if isinstance(value, sp.Symbol):
+        return {value}
+    return set().union(*(_leaves(a) for a in value.args)) if value.args else set()
+
+
 def _guard_branches(expr):
     """``expr`` with the names in risky ``if`` branches read through :class:`guard`.
 
@@ -59,7 +95,7 @@ def _guard_branches(expr):
     by the infinite slope of ``sqrt`` there. Reading ``v`` in that branch as
     ``where(c, v, stop_gradient(v))`` stops the NaN at the ``where`` (the standard
     "double where"), whatever the branch computes. Branch ``i`` is taken where its
-    condition holds and no earlier one does.
+    condition holds and no earlier one does (:class:`taken`).
     """
     if not isinstance(expr, sp.Basic) or not expr.args:
         return expr
@@ -69,8 +105,8 @@ def _guard_branches(expr):
     pieces, earlier = [], []
     for value, cond in args:
         if _risky(value) and value.free_symbols:
-            taken = sp.And(cond, *[sp.Not(c) for c in earlier])
-            value = value.xreplace({x: guard(taken, x) for x in value.free_symbols})
+            mask = taken(cond, *earlier) if earlier else cond
+            value = value.xreplace({x: guard(mask, x) for x in _leaves(value)})
         pieces.append((value, cond))
         earlier.append(cond)
     return sp.Piecewise(*pieces, evaluate=False)
@@ -132,6 +168,12 @@ class JaxPrinter(StrPrinter):
 
     def _print_cot(self, expr):
         return f"(1 / jnp.tan({self._print(expr.args[0])}))"
+
+    def _print_taken(self, expr):
+        return f"rt.taken({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_ITE(self, expr):  # an 'if' inside a condition: a boolean choice
+        return "jnp.where({}, {}, {})".format(*(self._print(a) for a in expr.args))
 
     def _print_guard(self, expr):
         return f"rt.guard({self._print(expr.args[0])}, {self._print(expr.args[1])})"

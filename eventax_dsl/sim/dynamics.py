@@ -150,6 +150,8 @@ def condition_slopes(populations, y: State, hold: Hold) -> tuple[jax.Array, ...]
 def argmax_mask(values: tuple[jax.Array, ...], valid: Masks) -> Masks:
     """One-hot (over the whole network) of the largest valid value."""
     flat = jnp.concatenate([jnp.where(v, c, -jnp.inf) for c, v in zip(values, valid)])
+    if flat.shape[0] == 0:  # a network without neurons
+        return tuple(jnp.zeros(c.shape, bool) for c in values)
     hot = jnp.arange(flat.shape[0]) == jnp.argmax(flat)
     out, start = [], 0
     for c in values:

@@ -60,7 +60,7 @@ def normal_init(mean: float = 0.0, std: float = 1.0, fan_in_scaling: bool = True
     """
 
     def init(key, shape, dtype):
-        scale = 1.0 / np.sqrt(shape[0]) if fan_in_scaling else 1.0
+        scale = 1.0 / np.sqrt(max(shape[0], 1)) if fan_in_scaling else 1.0  # no source: no weight
         return (mean + std * jr.normal(key, shape, dtype)) * scale
 
     return init
