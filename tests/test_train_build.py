@@ -64,7 +64,15 @@ def test_config_defaults_validation_and_json_roundtrip():
     del older["condition_units"]
     assert TrainConfig.from_json(older).resolved().condition_units == "raw"
     # logit scale and label smoothing: 10 and 0.1 for xor's voltage losses, 10 and 0 for
-    # mnist's, 1 and 0 elsewhere (ttfs too), 1 and 0 for checkpoints written before they existed
+    # mnist's, scale 10 for the max loss everywhere, 1 and 0 elsewhere (ttfs too), 1 and 0 for
+    # checkpoints written before they existed
+    assert (max_.logit_scale, max_.label_smoothing) == (10.0, 0.0)
+    assert TrainConfig(task="yinyang", loss="max", logit_scale=1.0).resolved().logit_scale == 1.0
+    for loss in ("integral", "exp-integral"):
+        assert TrainConfig(task="yinyang", loss=loss).resolved().logit_scale == 1.0
+    max_old = max_.to_json()
+    del max_old["logit_scale"]
+    assert TrainConfig.from_json(max_old).resolved().logit_scale == 1.0
     assert (cfg.logit_scale, cfg.label_smoothing) == (10.0, 0.1)
     assert (ttfs.logit_scale, ttfs.label_smoothing) == (1.0, 0.0)
     assert TrainConfig(task="xor", loss="ttfs", readout_model="lif").resolved().logit_scale == 1.0

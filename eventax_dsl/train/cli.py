@@ -103,8 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                         "with a voltage loss 0.1): gives the logits a finite optimum "
                         "(docs/training.md)")
     g.add_argument("--logit-scale", type=float, default=S,
-                   help="voltage losses: factor on the logits before the softmax (default 1; "
-                        "xor and mnist 10; docs/training.md)")
+                   help="voltage losses: factor on the logits before the softmax (default 10 "
+                        "for max, and for every voltage loss of xor and mnist; else 1; "
+                        "docs/training.md)")
     g.add_argument("--max-grid", type=int, default=S, help="max loss: grid points (50)")
     g.add_argument("--no-hermite", dest="hermite", action="store_false", default=S,
                    help="max loss: no cubic Hermite refinement between grid points")
