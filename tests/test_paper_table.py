@@ -39,9 +39,13 @@ def test_labels_of_the_scripts_own_runs_name_only_the_remedies():
 def test_labels_name_every_setting_that_differs():
     model, loss = paper_table.labels(TrainConfig(
         task="yinyang", model="lif", loss="max", batch_size=32, lr=5e-3, lr_schedule="cosine",
-        epochs=30, logit_scale=10.0, revive=0.0, silent_push=0.0, train_size=640))
+        epochs=30, logit_scale=1.0, revive=0.0, silent_push=0.0, train_size=640))
     assert model == "lif[t640]"
-    assert loss == "max+cosine+b32+lr0.005+scale10"
+    assert loss == "max+cosine+b32+lr0.005+scale1"
+    _, loss = paper_table.labels(TrainConfig(  # scale 10 is the max loss's default
+        task="yinyang", model="lif", loss="max", batch_size=32, lr=5e-3, lr_schedule="cosine",
+        epochs=30, logit_scale=10.0, revive=0.0, silent_push=0.0, train_size=640))
+    assert loss == "max+cosine+b32+lr0.005"
     model, loss = paper_table.labels(TrainConfig(
         task="yinyang", model="models/qif.neuron", readout_model="li", loss="ttfs", amos=True,
         hidden=(20,), lr_schedule="cosine", epochs=30, decay_epochs=10, train_params=False))
