@@ -77,7 +77,7 @@ VOLTAGE_DEFAULTS = {"xor": dict(logit_scale=10.0, label_smoothing=0.1),
 #: The ``max`` loss defaults to ``logit_scale`` 10 on every task. On Yin-Yang 5-50-3 (cosine
 #: schedules; benchmarks/RESULTS.md, sessions 29-30) scale 10 raised the test accuracy over
 #: scale 1 for every model tried: LIF median 0.944 -> 0.961 (seeds 0-4), EIF 0.975 -> 0.982,
-#: Izhikevich 0.966 -> 0.970, QIF median 0.984 -> 0.988 (seeds 0-2). The integrals keep 1 on
+#: Izhikevich 0.966 -> 0.973, QIF median 0.984 -> 0.988 (seeds 0-2). The integrals keep 1 on
 #: Yin-Yang: there scale 10 silenced most of the EIF hidden layer (docs/training.md).
 MAX_LOGIT_SCALE = 10.0
 

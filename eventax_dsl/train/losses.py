@@ -275,11 +275,11 @@ def max_over_time(values, times=None, derivatives=None):
     concave on each side of the jump still lies under both tangents, so the cap
     holds the result at most ``O(dt**2)`` above the true maximum. (The cap alone is
     exact for a piecewise linear trace; the result, the smaller of cap and cubic,
-    can fall below the maximum when the kink is in mid-interval.) Intervals without such a turn (an input spike that
-    only bends a flat or falling trace downwards, say) add nothing to the grid
-    maximum. Gradients flow to the values and derivatives that define the
-    maximising piece (through the root, where the derivative of the cubic
-    vanishes, so the envelope theorem holds).
+    can fall below the maximum when the kink is in mid-interval.) Intervals
+    without such a turn (an input spike that only bends a flat or falling trace
+    downwards, say) add nothing to the grid maximum. Gradients flow to the values
+    and derivatives that define the maximising piece (through the root, where the
+    derivative of the cubic vanishes, so the envelope theorem holds).
     """
     values = jnp.asarray(values)
     grid_max = jnp.max(values, axis=-2)
