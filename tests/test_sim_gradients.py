@@ -228,3 +228,35 @@ def test_input_time_gradient_when_the_input_ties_with_another_time(options):
         s = 5.0 - t_in
         exact = -(-np.exp(-s / 10) / 10 + np.exp(-s / 5) / 5)
         np.testing.assert_allclose(float(dv_end(t_in, jnp.array(obs))), exact, rtol=1e-6)
+
+
+
+def test_identical_neurons_share_their_spike_time_gradient_in_sum():
+    """Two identical hidden neurons cross at the same time and spike in one event
+    (docs/simulator.md, "one known limitation"): the gradient through their spike times goes
+    to the one that triggered it. Its sum over the two is still exact: moving both neurons'
+    parameters together keeps them identical, and that derivative matches finite differences."""
+    net = _ff_net()
+    w0 = net.weights[0]["w"]
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, w0.at[:, 1].set(w0[:, 0]))
+    bias = net.populations[0].params["bias"]
+    net = eqx.tree_at(lambda n: n.populations[0].params["bias"], net, bias.at[1].set(bias[0]))
+    params, static = eqx.partition(net, trainable(net))
+    (_, t), grads = _ff_value_and_grad(params, static)
+    times, ids, _ = net.spikes(X_FF, T_MAX, **TIGHT)
+    ids, times = np.asarray(ids), np.asarray(times)
+    assert np.array_equal(times[ids == 0], times[ids == 1]) and np.any(ids == 0)
+    assert np.all(np.isfinite(np.asarray(t)))
+    d = jnp.zeros_like(w0).at[:, 0].set(jnp.array([1.0, -0.5, 0.7])).at[:, 1].set(
+        jnp.array([1.0, -0.5, 0.7]))  # the same change to both columns
+
+    def loss(p):
+        return float(_ff_value_and_grad(p, static)[0][0])
+
+    at = lambda p: p.weights[0]["w"]
+    w = at(params)
+    fd = (loss(eqx.tree_at(at, params, w + H * d))
+          - loss(eqx.tree_at(at, params, w - H * d))) / (2 * H)
+    ad = float(jnp.sum(at(grads) * d))
+    assert abs(fd) > 1e-3
+    assert abs(ad - fd) <= REL * abs(fd), (ad, fd)
