@@ -6,6 +6,7 @@ Exit status: 0 success, 1 the model has errors, 2 the command line is wrong.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -36,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write_atomic(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # some part of the directory path is a file
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -57,6 +61,15 @@ def _write_atomic(path: Path, text: str):
         raise
 
 
+def _same_file(target: Path, source: str) -> bool:
+    """Whether writing ``target`` would replace the input ``source`` (the same file, also
+    through another path or a link)."""
+    try:
+        return os.path.samefile(target, source)
+    except OSError:  # the target does not exist (yet), or the source cannot be found
+        return False
+
+
 def compile_main(argv=None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
@@ -64,6 +77,8 @@ def compile_main(argv=None) -> int:
     writing = not args.check and not args.explain
     if several and writing and not args.output:
         ap.error("several inputs need -o DIRECTORY (or --check / --explain)")
+    if args.output is not None and not args.output:
+        ap.error("-o needs a file or directory name")
     if args.output and not writing:
         ap.error("-o cannot be combined with --check or --explain")
     if args.output and several and Path(args.output).is_file():
@@ -83,7 +98,9 @@ def compile_main(argv=None) -> int:
     report = []
     for name in args.inputs:
         try:
-            compiled = compile_source(read_source(name), name)
+            # read once: a pipe gives its text only once, and a file may change meanwhile
+            data = read_source(name)
+            compiled = compile_source(data, name)
         except CompileError as err:
             status = 1
             if args.json:
@@ -94,7 +111,7 @@ def compile_main(argv=None) -> int:
                 for w in err.warnings:
                     print(w.render(err.source, name), file=sys.stderr)
             continue
-        text = read_source(name).decode("utf-8", "replace")
+        text = data.decode("utf-8", "replace")
         entry = {"file": name, "ok": True, "diagnostics": [w.to_json(name) for w in compiled.warnings]}
         if not args.json:
             for w in compiled.warnings:
@@ -109,10 +126,21 @@ def compile_main(argv=None) -> int:
                 out = Path(args.output)
                 target = out / (Path(name).stem + ".py") if to_dir else out
                 try:
+                    if _same_file(target, name):
+                        raise OSError(errno.EEXIST, "it is the input file itself; refusing to "
+                                                    "overwrite the model with the generated module")
                     _write_atomic(target, compiled.source)
                 except OSError as exc:
-                    print(f"eventax-compile: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+                    where = (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(target)
+                             else "")
+                    message = f"cannot write {target}: {exc.strerror or exc}{where}"
                     status = 1
+                    if args.json:
+                        entry["ok"] = False
+                        entry["error"] = message
+                        report.append(entry)
+                    else:
+                        print(f"eventax-compile: {message}", file=sys.stderr)
                     continue
                 entry["output"] = str(target)
             elif args.json:  # stdout carries the JSON report; the module goes inside it

@@ -33,8 +33,17 @@ def compile_source(text: bytes | str, filename: str = "<input>") -> Compiled:
     """Compile ``.neuron`` text. Raises :class:`CompileError` on any problem in it."""
     text = decode_source(text, filename)
     model = parse(text, filename)
-    ir, warnings = check_with_warnings(model, text, filename)
-    return Compiled(ir, generate(ir), tuple(warnings))
+    try:
+        ir, warnings = check_with_warnings(model, text, filename)
+        return Compiled(ir, generate(ir), tuple(warnings))
+    except RecursionError:
+        # The parser and the checker bound the nesting of every expression and alias
+        # (E005); this is the backstop for a combination they did not foresee.
+        raise CompileError([Diagnostic(
+            "E005", "the model's expressions are nested too deeply to compile (Python's "
+                    "recursion limit was reached)", None,
+            "split deeply nested expressions or long alias chains into shorter ones")],
+            text, filename) from None
 
 
 def read_source(path) -> bytes:

@@ -361,6 +361,47 @@ def test_output_with_a_failing_input_writes_the_others(capsys, files, tmp_path):
     assert sorted(p.name for p in outdir.iterdir()) == ["good.py"]
 
 
+def test_output_onto_its_own_input_is_refused(capsys, files, tmp_path):
+    source = files["good"].read_text()
+    status, _, err = run(capsys, "-o", files["good"], files["good"])
+    assert status == 1 and "cannot write" in err and "the input file itself" in err
+    assert files["good"].read_text() == source
+    # also when -o names the directory the input would be written to under its own name
+    generated = tmp_path / "gen"
+    generated.mkdir()
+    (generated / "good.py").write_text(source)
+    status, _, err = run(capsys, "-o", generated, generated / "good.py")
+    assert status == 1 and (generated / "good.py").read_text() == source
+
+
+def test_output_under_a_file_says_not_a_directory(capsys, files, tmp_path):
+    (tmp_path / "afile").write_text("")
+    status, _, err = run(capsys, "-o", tmp_path / "afile" / "x.py", files["good"])
+    assert status == 1
+    assert f"cannot write {tmp_path / 'afile' / 'x.py'}: Not a directory" in err
+
+
+def test_json_reports_a_write_failure(capsys, files, tmp_path):
+    (tmp_path / "afile").write_text("")
+    status, out, err = run(capsys, "--json", "-o", tmp_path / "afile" / "x.py", files["good"])
+    (entry,) = json.loads(out)
+    assert status == 1 and err == ""
+    assert entry["ok"] is False and "Not a directory" in entry["error"]
+
+
+def test_empty_output_name_is_a_usage_error(capsys, files):
+    status, out, err = run(capsys, "-o", "", files["good"])
+    assert status == 2 and out == "" and "-o needs a file or directory name" in err
+
+
+def test_warnings_from_a_pipe_keep_their_source_line(files):
+    # the CLI used to read the input again to show a warning: a pipe is empty by then
+    cmd = f"cat {files['warn']} | {' '.join(_script())} --check /dev/stdin"
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines()[1:3] == ["    4 |     unused = 3", "      |     ^^^^^^"]
+
+
 def test_failing_input_does_not_overwrite_existing_output(capsys, files, tmp_path):
     target = tmp_path / "bad.py"
     target.write_text("previous")

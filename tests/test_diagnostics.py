@@ -374,6 +374,33 @@ def test_aliases_that_double_at_each_level_are_stopped():
                    + "    v' = -a11 / tau\n")
 
 
+def test_a_deep_chain_of_aliases_is_stopped_not_a_recursion_error():
+    # a_k = sin(a_{k-1}): each line is short, but inlined they nest; about 140 links
+    # exhausted Python's recursion limit inside SymPy ("internal error" in the CLI)
+    def model(links):
+        lines = ["    a0 = v"] + [f"    a{k} = sin(a{k - 1})" for k in range(1, links + 1)]
+        return ("neuron X\nstate:\n    v = 0\nequations:\n" + "\n".join(lines)
+                + f"\n    v' = a{links}\n")
+    errs = errors(model(150))
+    # a0 = v is 1 level, a_k is k + 1: a100 is the first past 100
+    assert [(e.code, e.span) for e in errs] == [("E005", Span(105, 12, 105, 20))]
+    assert "'a100' stands for an expression nested more than 100 levels deep" in errs[0].message
+    compile_source(model(99))
+
+
+def test_recursion_in_the_checker_is_a_diagnostic(monkeypatch):
+    """The backstop behind the nesting limits: a RecursionError anywhere after parsing is
+    an E005 for the file, never an exception of another kind."""
+    import eventax_dsl.compiler as compiler
+
+    def deep(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+    monkeypatch.setattr(compiler, "check_with_warnings", deep)
+    errs = errors("neuron X\nstate:\n    v = 0\nequations:\n    v' = -v / (1 ms)\n")
+    assert [(e.code, e.span) for e in errs] == [("E005", None)]
+    assert "nested too deeply" in errs[0].message
+
+
 def test_several_independent_errors_in_one_pass():
     src = HEAD + ("    x = 0\n"
                   "equations:\n"
@@ -410,6 +437,18 @@ def test_render_with_tabs_aligns_caret():
     lines = err.render(src, "t.neuron").split("\n")
     assert lines[1] == "    5 |  v' = -v / tua"
     assert lines[2] == "      | " + " " * 11 + "^^^"
+
+
+@pytest.mark.parametrize("doc, pad", [
+    ("\u8aac\u660e: \u65e5\u672c\u8a9e", 19),   # wide CJK characters: two cells each
+    ("e\u0301e\u0301e\u0301", 10),                # combining accents: no cell of their own
+])
+def test_render_caret_counts_terminal_cells(doc, pad):
+    src = f'neuron T\n"""{doc}""" state:\n    v = 0\n'
+    (err,) = errors(src)
+    text, caret = err.render(src, "t.neuron").split("\n")[1:3]
+    assert text == f'    2 | """{doc}""" state:'
+    assert caret == "      | " + " " * pad + "^^^^^"
 
 
 def test_render_long_line_shows_a_window_around_the_caret():

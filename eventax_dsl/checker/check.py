@@ -31,6 +31,11 @@ MAX_VECTOR = 4096
 #: double the size at each level (a_k = sin(a_j) + cos(a_j)), and simplification and
 #: code generation take time that grows with it (10 000 nodes: a few seconds).
 MAX_ALIAS_NODES = 10_000
+#: Deepest nesting an alias may reach once the aliases it uses are inlined (a chain
+#: a1 = sin(a0), a2 = sin(a1), ...). SymPy differentiates and simplifies recursively, about
+#: seven Python frames per level, so a chain of about 140 would exhaust the interpreter's
+#: recursion limit; the library's deepest alias is 5 levels.
+MAX_ALIAS_DEPTH = 100
 
 # kinds of names
 STATE, PARAM, CONST, ALIAS, CHANNEL = "state", "parameter", "constant", "alias", "weight channel"
@@ -595,6 +600,14 @@ class Checker:
                                "aliases that each use an earlier one twice double in size; "
                                "restructure them")
                     raise _Failed
+                depth = _tree_depth(t.expr, MAX_ALIAS_DEPTH)
+                if depth > MAX_ALIAS_DEPTH:
+                    self.error("E005", f"'{name}' stands for an expression nested more than "
+                                       f"{MAX_ALIAS_DEPTH} levels deep once the aliases it uses "
+                                       "are inlined", a.expr.span,
+                               "a long chain of aliases, each applying a function to the one "
+                               "before, nests that deep; shorten the chain")
+                    raise _Failed
                 self.alias_typed[name] = t
                 self.names[name].shape, self.names[name].dim = t.shape, t.dim
             except _Failed:
@@ -903,22 +916,33 @@ def _exact(text: str) -> Fraction:
     return Fraction(Decimal(text))
 
 
-def _tree_size(expr, limit: int) -> int:
-    """The number of nodes of ``expr`` written out as a tree (SymPy shares repeated
-    subexpressions, so this can be exponential in the number of distinct ones); counting
-    stops once it passes ``limit``."""
-    sizes: dict = {}
+def _tree_fold(expr, limit: int, combine) -> int:
+    """``1 + combine(values of the arguments)`` at every node of ``expr``, leaves 1, without
+    recursion (a deep expression must not exhaust Python's stack); values are capped at
+    ``limit + 1`` so that counting stops once it passes ``limit``."""
+    values: dict = {}
     stack = [(expr, False)]
     while stack:
         e, expanded = stack.pop()
-        if e in sizes:
+        if e in values:
             continue
         if expanded or not e.args:
-            sizes[e] = min(1 + sum(sizes[a] for a in e.args), limit + 1)
+            values[e] = min(1 + combine([values[a] for a in e.args]), limit + 1)
         else:
             stack.append((e, True))
-            stack.extend((a, False) for a in e.args if a not in sizes)
-    return sizes[expr]
+            stack.extend((a, False) for a in e.args if a not in values)
+    return values[expr]
+
+
+def _tree_size(expr, limit: int) -> int:
+    """The number of nodes of ``expr`` written out as a tree (SymPy shares repeated
+    subexpressions, so this can be exponential in the number of distinct ones)."""
+    return _tree_fold(expr, limit, sum)
+
+
+def _tree_depth(expr, limit: int) -> int:
+    """The nesting depth of ``expr`` (a leaf is 1)."""
+    return _tree_fold(expr, limit, lambda xs: max(xs, default=0))
 
 
 def _mul(a, b, op):

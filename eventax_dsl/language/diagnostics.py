@@ -16,6 +16,7 @@ The compiler never lets a Python exception escape for bad input; it raises
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from dataclasses import dataclass, field
 
 #: Every diagnostic code with a one-line summary (docs/language.md has examples).
@@ -61,6 +62,17 @@ CODES: dict[str, str] = {
 
 
 _MAX_SHOWN = 100  # longest source line shown in full
+
+
+def _cells(text: str) -> int:
+    """How many terminal columns ``text`` takes: two for wide (East Asian) characters,
+    none for combining marks and other zero-width ones, one otherwise."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
 
 
 @dataclass(frozen=True, order=True)
@@ -110,7 +122,10 @@ class Diagnostic:
                     col, end = col - start, min(end - start, _MAX_SHOWN + 1)
                 gutter = f"{s.line:>5} | "
                 out.append(gutter + text)
-                out.append(" " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^" * (end - col))
+                # pad by the width the terminal gives the text before the caret (a CJK
+                # character takes two cells, a combining accent none), not by its length
+                pad, width = _cells(text[:col - 1]), max(1, _cells(text[col - 1:end - 1]))
+                out.append(" " * (len(gutter) - 2) + "| " + " " * pad + "^" * width)
         if self.hint:
             out.append(f"      = hint: {self.hint}")
         return "\n".join(out)
