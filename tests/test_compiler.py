@@ -117,6 +117,53 @@ def test_vector_defaults_take_their_elements_units():
     assert bad.splitlines()[d.span.line - 1][d.span.column - 1:d.span.end_column - 1] == "20 mV"
 
 
+def test_vector_initial_values_may_use_parameters():
+    # a scalar initial value could use parameters, a vector literal could not ("a default
+    # value cannot refer to the parameter 'v0'")
+    src = model(
+        """
+        parameters:
+            v0 = 1 mV
+            tau = 10 ms
+        state:
+            m[3] = [v0, 2 * v0, 0.5 mV]
+            k[2] = [tau, 1 s]
+        equations:
+            m' = -m / tau
+            k' = -k / tau
+        """
+    )
+    M = eventax_dsl.compile_source(src)
+    assert {s.name: s.unit for s in M.ir.states} == {"m": "mV", "k": "ms"}
+    cls = eventax_dsl.compiler.class_from_source(M.source, "vec_init")
+    state = cls.create(2, v0=jnp.array([1.0, 3.0])).initial_state()
+    np.testing.assert_allclose(np.asarray(state["m"]), [[1.0, 2.0, 0.5], [3.0, 6.0, 0.5]])
+    np.testing.assert_allclose(np.asarray(state["k"]), [[10.0, 1000.0], [10.0, 1000.0]])
+    bad = model(
+        """
+        parameters:
+            v0 = 1 mV
+            g[2] = [1, 2]
+        state:
+            v = 0 mV
+            m[2] = INIT
+        equations:
+            v' = -v * sum(g) / (1 ms)
+            m' = -m / (1 ms)
+        """
+    )
+    for init, code, message in [
+        ("[v0, v]", "E035", "an initial value cannot refer to the state 'v'"),
+        ("[v0, g]", "E034", "an element of the initial value of state 'm' is a vector"),
+        ("[v0, 1 ms]", "E021", "the initial value of state 'm' mixes mV and ms"),
+    ]:
+        with pytest.raises(eventax_dsl.CompileError) as info:
+            eventax_dsl.compile_source(bad.replace("INIT", init))
+        [d] = info.value.diagnostics
+        assert d.code == code and message in d.message, (init, d)
+    eventax_dsl.compile_source(bad.replace("INIT", "[v0, 1 mV]"))
+
+
 # ---------------------------------------------------------- simplification
 def test_simplify_never_splits_an_exponential():
     v, vt, dt, tau = sp.symbols("v v_T Delta_T tau", real=True)

@@ -401,6 +401,34 @@ def test_recursion_in_the_checker_is_a_diagnostic(monkeypatch):
     assert "nested too deeply" in errs[0].message
 
 
+@pytest.mark.parametrize("tail, code, span, message", [
+    # more than one inequality beside the guard was E018 ("must be an inequality")
+    ("spike when v >= 1 and v <= 3 and not refractory\nrefractory 1 ms\n",
+     "E026", Span(10, 12, 10, 29), "the only guard a spike condition may have"),
+    ("spike when (v >= 1 or v < 0) and not refractory\nrefractory 1 ms\n",
+     "E026", Span(10, 13, 10, 28), "the only guard a spike condition may have"),
+    # a state clamped twice was accepted (CLAMPED = ('v', 'v'))
+    ("spike when v >= 1\nrefractory 1 ms clamp v, i, v\n",
+     "E025", Span(11, 29, 11, 30), "state 'v' is clamped twice"),
+    # a built-in constant as a read-out was "undefined name 'pi'" (a constant of the
+    # model's own, 'K', gives the same message)
+    ("observe:\n    v\n    pi\n", "E012", Span(12, 5, 12, 7),
+     "an observable cannot refer to the constant 'pi'"),
+])
+def test_spike_guard_clamp_and_observable_messages(tail, code, span, message):
+    errs = errors(HEAD + "equations:\n    v' = (2 - v) / tau\n    i' = -i / tau\n" + tail)
+    assert [(e.code, e.span) for e in errs] == [(code, span)]
+    assert message in errs[0].message
+
+
+def test_allowed_kinds_hint_spells_the_plural_of_alias():
+    errs = errors(HEAD.replace("parameters:", "constants:\n    K = 2\nparameters:")
+                  + "equations:\n    v' = -v / tau\n    i' = -i / tau\nobserve:\n    K\n")
+    assert [e.code for e in errs] == ["E012"]
+    assert "cannot refer to the constant 'K'" in errs[0].message
+    assert errs[0].hint == "it may use aliases, parameters and states"
+
+
 def test_several_independent_errors_in_one_pass():
     src = HEAD + ("    x = 0\n"
                   "equations:\n"

@@ -463,34 +463,47 @@ class Checker:
                 out.append(ParamIR(p.name, shape, value, p.learnable, self.unit_name(dim)))
         return out
 
-    def constant_value(self, e: ast.Expr, shape, what):
-        """A parameter default: a constant number or vector literal, in canonical units."""
+    def constant_value(self, e: ast.Expr, shape, what, initial=False):
+        """A parameter default: a constant number or vector literal, in canonical units.
+
+        With ``initial`` (a state's vector initial value) the elements may also use
+        parameters; such an element stays a SymPy expression, a constant one is a float."""
+        kind = "initial value" if initial else "default"
         if isinstance(e, ast.VectorLiteral):
             scale, dim = (1.0, U.DIMENSIONLESS) if e.unit is None else self.unit(e.unit, e.unit_span)
             values, element_dim = [], None  # the elements' common unit (bare numbers adapt)
+            allowed = {PARAM, CONST} if initial else {CONST}
             for el in e.elements:
-                t = self.expr(el, {CONST}, "a default value")
+                t = self.expr(el, allowed, f"an {kind}" if initial else "a default value")
                 self.numeric(t, el.span)
-                if t.shape or not t.expr.is_number:
-                    self.error("E035", f"the default of {what} must be a constant", el.span)
+                if t.shape:
+                    self.error("E034", f"an element of the {kind} of {what} is a vector",
+                               el.span, "each element of [...] must be a scalar")
                     raise _Failed
-                if not _real_finite(t.expr):
-                    self.error("E029", f"the default of {what} is not a finite real number", el.span)
-                    raise _Failed
-                value = _to_float(sp.nsimplify(t.expr, rational=True) * sp.Rational(scale))
-                if not math.isfinite(value):
-                    self.error("E029", f"the default of {what} is too large for a float", el.span)
-                    raise _Failed
-                values.append(value)
+                if not t.expr.is_number:
+                    if not initial:
+                        self.error("E035", f"the default of {what} must be a constant", el.span)
+                        raise _Failed
+                    values.append(t.expr * sp.nsimplify(scale, rational=True))
+                else:
+                    if not _real_finite(t.expr):
+                        self.error("E029", f"the {kind} of {what} is not a finite real number",
+                                   el.span)
+                        raise _Failed
+                    value = _to_float(sp.nsimplify(t.expr, rational=True) * sp.Rational(scale))
+                    if not math.isfinite(value):
+                        self.error("E029", f"the {kind} of {what} is too large for a float", el.span)
+                        raise _Failed
+                    values.append(value)
                 if t.dim is not None and element_dim is not None and t.dim != element_dim:
-                    self.error("E021", f"unit mismatch: the default of {what} mixes "
+                    self.error("E021", f"unit mismatch: the {kind} of {what} mixes "
                                        f"{U.format_dim(element_dim)} and {U.format_dim(t.dim)}", el.span)
                     raise _Failed
                 element_dim = element_dim or t.dim
             if element_dim is not None:  # '[1 s, 2 ms]' is in ms, '[1 ms, 2 ms] ms' in ms^2
                 dim = element_dim if e.unit is None else U.mul(element_dim, dim)
             if not shape:
-                self.error("E034", f"{what} is a scalar but its default is a vector", e.span,
+                self.error("E034", f"{what} is a scalar but its {kind} is a vector", e.span,
                            "declare its length, e.g. name[N] = [...]")
                 raise _Failed
             if shape and len(values) != shape[0]:
@@ -518,7 +531,8 @@ class Checker:
                 continue
             try:
                 if isinstance(s.init, ast.VectorLiteral):
-                    values, dim = self.constant_value(s.init, shape, f"state '{s.name}'")
+                    values, dim = self.constant_value(s.init, shape, f"state '{s.name}'",
+                                                      initial=True)
                     init, tshape = sp.ImmutableDenseNDimArray(values), shape
                 else:
                     t = self.expr(s.init, {PARAM, CONST}, "an initial value")
@@ -666,8 +680,9 @@ class Checker:
                 self.error("E026", "the only guard a spike condition may have is 'and not refractory'",
                            cond.span, "a spike is the upward crossing of one inequality, e.g. 'v >= v_th'")
                 return None, False
-        elif isinstance(cond, (ast.BoolOp, ast.Not)):
-            self.error("E026", "the only guard a spike condition may have is 'and not refractory'", cond.span)
+        if isinstance(cond, (ast.BoolOp, ast.Not)):  # 'or', 'not', or more 'and' terms
+            self.error("E026", "the only guard a spike condition may have is 'and not refractory'",
+                       cond.span, "a spike is the upward crossing of one inequality, e.g. 'v >= v_th'")
             return None, False
         if not isinstance(cond, ast.Compare) or cond.op in ("==", "!="):
             self.error("E018", "the spike condition must be an inequality such as 'v >= v_th'", cond.span,
@@ -705,6 +720,9 @@ class Checker:
                 self.error("E016", f"only states can be clamped; '{name}' is "
                                    f"{_a(info.kind) if info else 'not declared'}", span,
                            did_you_mean(name, [n for n, i in self.names.items() if i.kind == STATE]))
+            elif name in clamped:
+                self.error("E025", f"state '{name}' is clamped twice", span,
+                           "name each clamped state once")
             else:
                 clamped.append(name)
         if self.m.spike is None:
@@ -797,6 +815,11 @@ class Checker:
             seen[o.name] = o
             if o.expr is None:
                 info = self.names.get(o.name)
+                if o.name in CONSTANTS:  # 'pi': defined, but a number, not a read-out
+                    allowed = {STATE, PARAM, ALIAS}
+                    self.error("E012", f"an observable cannot refer to the constant '{o.name}'",
+                               o.name_span, _allowed_hint(allowed))
+                    continue
                 if info is None:
                     self.error("E012", f"undefined name '{o.name}'", o.name_span,
                                did_you_mean(o.name, self.names))
@@ -906,7 +929,7 @@ def _a(kind: str) -> str:
 
 
 def _allowed_hint(allowed):
-    kinds = sorted(k + "s" for k in allowed)
+    kinds = sorted(k + ("es" if k.endswith("s") else "s") for k in allowed)
     return "it may use " + (", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else kinds[0])
 
 

@@ -350,7 +350,15 @@ def generate(ir: ModelIR, module_doc: bool = True) -> str:
     if vec_inits:
         init_lines.append("_out = " + ret[len("return "):])
         for k, v in vec_inits.items():
-            init_lines.append(f"_out[{k!r}] = jnp.asarray({[float(x) for x in v]!r}, _dtype)")
+            elements = list(v)
+            if all(sp.sympify(x).is_number for x in elements):
+                init_lines.append(f"_out[{k!r}] = jnp.asarray({[float(x) for x in elements]!r}, _dtype)")
+                continue
+            # elements that use parameters ('m[2] = [v0, 2 * v0]'): one expression each
+            lines = _body({i: sp.sympify(x) for i, x in enumerate(elements)}, ir, {"p": params},
+                          lambda i, c: f"rt.fill({c}, (), _dtype)", as_tuple=True)
+            values = lines.pop()[len("return "):]
+            init_lines += lines + [f"_out[{k!r}] = jnp.stack({values})"]
         init_lines.append("return _out")
     else:
         init_lines.append(ret)
