@@ -421,6 +421,15 @@ def test_spike_guard_clamp_and_observable_messages(tail, code, span, message):
     assert message in errs[0].message
 
 
+def test_a_vector_length_with_a_unit_is_e028():
+    # 'N = 3 ms' used to give a vector of length 3
+    src = ("neuron X\nconstants:\n    N = 3 ms\n    M = 2\nstate:\n    v[N] = 0\n    u[M] = 0\n"
+           "equations:\n    v' = -v / (1 ms)\n    u' = -u / (1 ms)\n")
+    errs = errors(src)
+    assert [(e.code, e.span) for e in errs] == [("E028", Span(6, 7, 6, 8))]
+    assert "vector length 'N' has unit ms" in errs[0].message
+
+
 def test_allowed_kinds_hint_spells_the_plural_of_alias():
     errs = errors(HEAD.replace("parameters:", "constants:\n    K = 2\nparameters:")
                   + "equations:\n    v' = -v / tau\n    i' = -i / tau\nobserve:\n    K\n")

@@ -124,6 +124,11 @@ class Checker:
             if info.failed:
                 return None
             value = info.value
+            if info.dim is not None and info.dim != U.DIMENSIONLESS:
+                self.error("E028", f"vector length '{size.value}' has unit "
+                                   f"{U.format_dim(info.dim)}; a length is a plain number",
+                           size.span)
+                return None
             if not (value.is_Integer or (value.is_Float and float(value).is_integer())):
                 self.error("E028", f"vector length '{size.value}' = {value} is not an integer", size.span)
                 return None
