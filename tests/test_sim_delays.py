@@ -10,7 +10,7 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from models_handwritten import LIF, QIF  # noqa: E402
+from models_handwritten import LI, LIF, QIF  # noqa: E402
 
 from eventax_dsl.sim import FeedForward, Network, event_budget, trainable  # noqa: E402
 from eventax_dsl.sim.options import SimOptions  # noqa: E402
@@ -138,3 +138,28 @@ def test_delay_validation_and_budget():
     spikes = 4 * 10  # default: 10 per spiking neuron
     assert event_budget(net.with_delays({1: 1.0}), opts, 1, 0) == base + spikes
     assert event_budget(net.with_delays({1: jnp.ones((2, 2))}), opts, 1, 0) == base + 2 * spikes
+
+
+def test_tied_synaptic_delays_each_get_their_own_gradient():
+    # One hidden spike reaches both read-outs after the same synaptic delay. The arrivals
+    # are summed into one event whose time (a jnp.min over the arrival table) gave each
+    # delay the *mean* of the two derivatives, so delays initialised equal stayed equal
+    # for ever. Each must get its own, as when the delays differ a little.
+    net = FeedForward([LIF, LI], [1, 2], in_size=1, key=jr.key(0), dtype=jnp.float64)
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.array([[6.0]]))
+    net = eqx.tree_at(lambda n: n.weights[1]["w"], net, jnp.array([[1.0, 2.0]]))
+    obs = jnp.linspace(1.0, 30.0, 30)
+    weight = jnp.array([1.0, 3.0])
+
+    @jax.jit
+    def value_and_grad(d):
+        return jax.value_and_grad(
+            lambda d: jnp.sum(net.with_delays({1: d}).state_at(X, obs)["v"] ** 2 * weight))(d)
+
+    eps = 1e-6
+    for delays in (jnp.array([[1.0, 1.0]]), jnp.array([[1.0, 1.0005]])):
+        _, g = value_and_grad(delays)
+        fd = [(value_and_grad(delays.at[0, k].add(eps))[0]
+               - value_and_grad(delays.at[0, k].add(-eps))[0]) / (2 * eps) for k in range(2)]
+        np.testing.assert_allclose(g[0], fd, rtol=1e-5)
+    assert abs(float(g[0, 1]) / float(g[0, 0])) > 5  # far from the mean of the two

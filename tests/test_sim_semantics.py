@@ -353,6 +353,34 @@ def test_nan_error_names_model_and_variable():
         _spikes(net, jnp.array([1.0]), 5.0)
 
 
+class SqrtDrain(PIF):
+    """Broken on purpose: ``v`` drains at a constant rate and feeds ``sqrt(v)`` into its own
+    rate, which is NaN once ``v`` reaches 0 (at t = 0.5 / bias; it never spikes)."""
+
+    NAME = "SqrtDrain"
+
+    def init(self, p):
+        return {"v": 0.5 * jnp.ones_like(p["bias"])}
+
+    def dynamics(self, p, s):
+        return {"v": -p["bias"] + 0.0 * jnp.sqrt(s["v"])}
+
+
+@pytest.mark.parametrize("stepping", ["single", "solve"])
+def test_nan_in_the_vector_field_is_a_nan_error_not_a_budget_error(stepping):
+    # One solver step per iteration stood still at the NaN (every step rejected, the
+    # proposed step NaN) until the event budget ran out: a BudgetExhausted that said to
+    # raise max_events, which could not help (and the trainer's calibration reads a
+    # budget error as "too much input")
+    net = _net(SqrtDrain, bias=0.1)
+    res = jax.jit(lambda n: simulate(n, NO_INPUT, 30.0, check=False, stepping=stepping))(net)
+    err = status_error(res.status, res.messages)
+    assert type(err) is SimulationError, err
+    if stepping == "single":
+        assert "NaN or Inf in SqrtDrain" in str(err) and "'v'" in str(err)
+        assert int(res.n_events) < 200 and float(res.t) == pytest.approx(5.0, abs=1e-4)
+
+
 def test_unchecked_simulation_reports_the_failure_of_each_sample():
     # check=False: nothing raised; the status of each sample, and on the host the same
     # message as the in-graph check, naming the first failing sample

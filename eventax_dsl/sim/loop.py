@@ -447,13 +447,24 @@ def _single_step(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtyp
     # exactly solved condition, and a longer one would contain it again, rejected forever
     retry = ~keep & (proposal > 0) & (t0 + proposal > t0)
     dt_new = jnp.where(h > 0, jnp.where(retry, proposal, jnp.maximum(dt_new, floor)), dt)
+    # A step that produced NaN/Inf gets a NaN proposal (its error is NaN): retry a
+    # quarter as long (the step may have run into a blow-up that a shorter one avoids),
+    # and once even the shortest step fails, stop with the NaN error naming the state
+    # variable (instead of standing still until the event budget runs out). (An infinite
+    # proposal is fine: the exact integrators' free steps.)
+    broken = (h > 0) & jnp.isnan(proposal)
+    stuck = broken & (h <= floor)
+    dt_new = jnp.where(broken, jnp.maximum(0.25 * h, floor), dt_new)
     steps = jnp.where(h > 0, 1, 0).astype(jnp.int32)
     if fixed:
         dt_new = None
+        stuck = jnp.asarray(False)
+    # the solver failed without a NaN in the state to show: its general error
+    ok = ok & ~(stuck & ~jnp.any(dyn.non_finite(y1)))
     # A step of length 0 (an event due at the current time, e.g. an input at t = 0) is
     # taken too: its end has the value of t0 and y, and the gradient of the event's time
     # (y1 = y + (t1 - t0) sum_i b_i f(y) = y, whose derivative by t1 is f(y)).
-    taken = keep | (h == 0)
+    taken = keep | (h == 0) | stuck  # a stuck step returns its NaN state, to be reported
     t_out = jnp.where(taken, t_next, t0)
     y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(taken, a, b), y1, y)
     if not any(type(p).SPIKING for p in populations):
@@ -488,6 +499,55 @@ def _single_step(net: Network, y, t0, t1, hold, watch, options: SimOptions, dtyp
     t_out = jnp.where(hit, t_spike, t_out)
     y_out = jax.tree_util.tree_map(lambda a, b: jnp.where(hit, a, b), y_spike, y_out)
     return t_out, y_out, hit, ok, dt_new, steps
+
+
+def _lag(arriving, times):
+    """``times - stop_gradient(times)`` where ``arriving``, else 0: the value is exactly
+    0, the derivative that of each arrival's own time (see :func:`_own_arrival_times`)."""
+    safe = jnp.where(arriving, times, jnp.zeros_like(times))
+    return jnp.where(arriving, safe - jax.lax.stop_gradient(safe), jnp.zeros_like(safe))
+
+
+def _own_arrival_times(net, y_pre, y_post, t1, direct, shifts, blocked, held, hold):
+    """Give each of several inputs that arrive at once the derivative of its own time.
+
+    Inputs (or delayed arrivals) at the same time are summed and applied once, at ``t1``,
+    whose derivative is that of one of them (the first input of the group; for tied
+    delayed arrivals, ``jnp.min`` splits it evenly). An input of weight ``w_j`` that
+    arrives ``delta_j`` later than ``t1`` would change the state after the event by
+    ``(f(y-) - f(y+)) delta_j = -J_f M w_j delta_j`` to first order (``f`` the vector
+    field, ``J_f`` its Jacobian, ``M`` the input rule's weight matrix: affine in the
+    weights by the model contract). So this adds
+
+    ``-J_f(y-) M sum_j w_j (delta_j)``, ``delta_j = (t_j - sg t_j) - (t1 - sg t1)``,
+
+    whose value is exactly 0 and whose derivative moves each input's share of the jump
+    with its own time. The total over a group that moves together is unchanged (the
+    deltas vanish); the split is exact where ``f`` is linear along the jump (a synaptic
+    current, a leaky voltage), and its first-order linearisation otherwise. A lone input
+    has ``delta = 0``: nothing changes.
+    """
+    step = t1 - jax.lax.stop_gradient(t1)
+    moved = {j: ({k: v - direct[j][0][k] * step for k, v in lag.items()}, direct[j][1])
+             for j, lag in shifts.items()}
+    shifted = dyn.deliver(net, y_pre, {}, blocked, moved, held=held)
+    u = jax.tree_util.tree_map(jnp.subtract, shifted, y_pre)  # value 0: M sum_j w_j delta_j
+    return jax.tree_util.tree_map(jnp.add, y_post, _jump_moved(net.populations, hold, y_pre, u))
+
+
+@jax.custom_jvp
+def _jump_moved(populations, hold, y, u):
+    """``-J_f(y) u`` for a ``u`` whose value is 0 (:func:`_own_arrival_times`): the value
+    is zeros without evaluating anything, the derivative ``-J_f(y) du``."""
+    return jax.tree_util.tree_map(jnp.zeros_like, y)
+
+
+@_jump_moved.defjvp
+def _jump_moved_jvp(primals, tangents):
+    populations, hold, y, u = primals
+    u_dot = tangents[3]
+    _, jf = jax.jvp(lambda y_: dyn.vector_field(populations, y_, hold), (y,), (u_dot,))
+    return _jump_moved(populations, hold, y, u), jax.tree_util.tree_map(jnp.negative, jf)
 
 
 def _eligible(pops, refractory, spent) -> tuple:
@@ -575,7 +635,8 @@ def simulate(
     )
     pending0 = tuple(
         ({k: jnp.zeros(w.shape[1:], dtype) for k, w in weights.items()},
-         jnp.zeros((pops[dst].n,), bool))
+         jnp.zeros((pops[dst].n,), bool),
+         {k: jnp.zeros(w.shape[1:], dtype) for k, w in weights.items()})
         for _, dst, weights, _ in inputs
     )
     t_end = jnp.asarray(t_end, dtype)
@@ -752,20 +813,24 @@ def simulate(
 
         # ---- delayed projections: deliver what is due now (only when nobody
         # spiked), then queue the new spikes' arrivals
-        direct, due = {}, []
+        direct, due, shifts = {}, [], {}
         for j, (arrive, src_of) in zip(delayed, c.due):
             src, dst = net.projections[j]
             now = ~any_spike & (arrive == t1)  # (rows,) or (rows, n_dst)
             w, mask = net.effective_weights(j), net.masks[j]
             times = t1 + net.delay(j)  # (n_src,) axonal, (n_src, n_dst) synaptic
+            lag = _lag(now, arrive)
             if axonal[j]:  # arrivals per source neuron, delivered like immediate spikes
                 counts = jax.ops.segment_sum(now.astype(dtype), src_of, pops[src].n)
+                lags = jax.ops.segment_sum(lag, src_of, pops[src].n)
                 reach = (jnp.broadcast_to(jnp.any(now), (pops[dst].n,)) if mask is None
                          else (counts @ mask) > 0)
                 direct[j] = ({k: jnp.tensordot(counts, v, axes=1) for k, v in w.items()}, reach)
+                shifts[j] = {k: jnp.tensordot(lags, v, axes=1) for k, v in w.items()}
             else:
                 direct[j] = ({k: jnp.einsum("rd,rd...->d...", now.astype(dtype), v[src_of])
                               for k, v in w.items()}, jnp.any(now, axis=0))
+                shifts[j] = {k: jnp.einsum("rd,rd...->d...", lag, v[src_of]) for k, v in w.items()}
                 if mask is not None:  # no synapse, no arrival
                     times = jnp.where(mask > 0, times, jnp.inf)
             arrive = jnp.where(now, jnp.inf, arrive)
@@ -780,17 +845,21 @@ def simulate(
         sources = {p: s.astype(dtype) for p, s in enumerate(spiked) if type(pops[p]).SPIKING}
         src_idx, valid, n_take, complete = sched.chunk(c.ptr, t_in, width)
         take = (valid & is_input).astype(dtype)
+        lag = _lag(valid & is_input, sched.time_at(c.ptr + jnp.arange(width, dtype=jnp.int32)))
         apply_now = is_input & complete
         pending = []
-        for (j, dst, weights, mask), (sums, reach) in zip(inputs, c.pending):
+        for (j, dst, weights, mask), (sums, reach, lags) in zip(inputs, c.pending):
             sums = {k: sums[k] + jnp.tensordot(take, w[src_idx], axes=1) for k, w in weights.items()}
+            lags = {k: lags[k] + jnp.tensordot(lag, w[src_idx], axes=1) for k, w in weights.items()}
             if mask is None:
                 reach = reach | (n_take > 0) & is_input
             else:
                 reach = reach | ((take @ mask[src_idx].astype(dtype)) > 0)
             direct[j] = ({k: jnp.where(apply_now, v, 0.0) for k, v in sums.items()}, reach & apply_now)
+            shifts[j] = {k: jnp.where(apply_now, v, 0.0) for k, v in lags.items()}
             keep = is_input & ~complete
-            pending.append(({k: jnp.where(keep, v, 0.0) for k, v in sums.items()}, reach & keep))
+            pending.append(({k: jnp.where(keep, v, 0.0) for k, v in sums.items()}, reach & keep,
+                            {k: jnp.where(keep, v, 0.0) for k, v in lags.items()}))
         refractory1 = tuple(
             (r > t1) if type(p).REFRACTORY else jnp.zeros((p.n,), bool)
             for p, r in zip(pops, refr_until)
@@ -801,7 +870,11 @@ def simulate(
         spent = _spent(first_spike)
         if spent is not None:  # amos: a neuron that has spiked takes no more input
             blocked = tuple(b | s for b, s in zip(blocked, spent))
+        y_pre = y2
         y2 = dyn.deliver(net, y2, sources, blocked, direct, held=refractory1)
+        if shifts:
+            y2 = _own_arrival_times(net, y_pre, y2, t1, direct, shifts, blocked, refractory1,
+                                    dyn.Hold(refractory1, spent))
         ptr = c.ptr + jnp.where(is_input, n_take, 0)
 
         # ---- disarm the neurons that spiked, until their condition falls below
