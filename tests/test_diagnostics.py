@@ -248,6 +248,19 @@ def test_keep_input_parses_and_keep_stays_usable_as_a_name():
     assert not [w for w in compile_source(src).warnings if w.code == "W003"]
 
 
+@pytest.mark.parametrize("word, usable", [
+    ("when", True), ("clamp", True), ("keep", True), ("input", True), ("learnable", True),
+    ("spike", False), ("reset", False), ("on", False), ("refractory", False), ("state", False),
+])
+def test_statement_keywords_are_names_outside_their_statement(word, usable):
+    # docs/language.md, "Keywords": the five contextual ones can name a parameter
+    src = f"neuron X\nparameters:\n    {word} = 2\nstate:\n    v = 0\nequations:\n    v' = -v / {word}\n"
+    if usable:
+        assert [p.name for p in compile_source(src).ir.params] == [word]
+    else:
+        assert errors(src)[0].code in ("E002", "E011")
+
+
 @pytest.mark.parametrize("rhs", ["v + if v > 0 then 1 else 0", "v + if (v > 0) then 1 else 0",
                                  "v then"])
 def test_if_inside_an_expression_needs_parentheses_hint(rhs):
