@@ -742,6 +742,11 @@ class Checker:
             if t.shape:
                 self.error("E034", "the refractory period must be a scalar", r.duration.span)
                 raise _Failed
+            if t.expr.is_number and _real_finite(t.expr) and t.expr < 0:
+                self.error("E037", f"the refractory period is negative ({_short(t.expr)} ms)",
+                           r.duration.span, "use 0 ms for none, or leave out the refractory "
+                                            "statement")
+                raise _Failed
             return t.expr, tuple(clamped)
         except _Failed:
             return None, tuple(clamped)

@@ -55,6 +55,7 @@ CODES: dict[str, str] = {
     "E034": "vector given where a scalar is required",
     "E035": "value must be a constant expression",
     "E036": "spike condition reads no state",
+    "E037": "negative refractory period",
     "W001": "unused parameter",
     "W002": "state never changes",
     "W003": "'keep input' without effect",
