@@ -241,6 +241,9 @@ def test_load_mnist_missing_file(tmp_path):
     assert info.value.missing == "t10k-labels-idx1-ubyte" and info.value.directory == tmp_path
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_mnist(tmp_path / "nowhere")
+    (tmp_path / "afile").write_text("")  # said "the directory does not exist" too
+    with pytest.raises(FileNotFoundError, match="that is a file, not a directory"):
+        load_mnist(tmp_path / "afile")
 
 
 @needs_mnist

@@ -103,7 +103,15 @@ def test_config_defaults_validation_and_json_roundtrip():
                          (dict(parallel="mpi"), "parallel must be one of threads, gspmd"),
                          (dict(lr_schedule="step"), "unknown lr_schedule 'step'"),
                          (dict(decay_epochs=3), "decay_epochs needs lr_schedule='cosine'"),
-                         (dict(lr_schedule="cosine", decay_epochs=0), "invalid decay_epochs")]:
+                         (dict(lr_schedule="cosine", decay_epochs=0), "invalid decay_epochs"),
+                         # unchecked until the review of session 31: devices=0 divided by
+                         # zero, tau0=0 blamed the model for a NaN, negative tolerances ran
+                         (dict(devices=0), r"invalid devices: 0 \(it must be >= 1\)"),
+                         (dict(tau0=0.0), r"invalid tau0: 0.0 \(it must be > 0\)"),
+                         (dict(tau1=0.0), "invalid tau1"), (dict(alpha=-1.0), "invalid alpha"),
+                         (dict(weight_decay=-1.0), "invalid weight_decay"),
+                         (dict(rtol=-1.0), "invalid rtol"), (dict(atol=0.0), "invalid atol"),
+                         (dict(max_spikes_per_neuron=0), "invalid max_spikes_per_neuron")]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**{"task": "yinyang", **bad}).resolved()
 

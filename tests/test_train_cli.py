@@ -112,6 +112,12 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     assert main(["yinyang", "--resume", str(tmp_path / "b"), "--epochs", "2", "--no-progress"]) == 0
     assert "resuming" in capsys.readouterr().err
     _check_run_dir(tmp_path / "b", 2)
+    # the metrics files keep the uninterrupted run's columns and their order (the history
+    # came back from checkpoint.json with its keys sorted)
+    def columns(d):
+        return ((d / "metrics.csv").read_text().splitlines()[0],
+                list(json.loads((d / "metrics.jsonl").read_text().splitlines()[0])))
+    assert columns(tmp_path / "b") == columns(tmp_path / "a")
     final = (tmp_path / "b" / "checkpoint.eqx").read_bytes()
     assert final != after_one
     # bit-for-bit the same network and optimiser state as the uninterrupted run
@@ -195,6 +201,16 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     assert "cannot change lr when resuming" in capsys.readouterr().err
     assert main(["xor", "--resume", str(tmp_path / "b")]) == 2
     assert "is a yinyang run, not xor" in capsys.readouterr().err
+
+
+def test_an_output_path_through_a_file_is_a_clear_error_before_any_work(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    for out, what in [(tmp_path / "afile", "it is a file"),
+                      (tmp_path / "afile" / "sub", f"{tmp_path / 'afile'} is a file")]:
+        assert main(["yinyang", "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("eventax-train: error: cannot write the run to ") and what in err
+        assert "calibrat" not in err
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,8 @@ class MnistNotFoundError(FileNotFoundError):
     """
 
     def __init__(self, stem: str, directory: Path):
-        missing = "" if directory.is_dir() else " (the directory does not exist)"
+        missing = ("" if directory.is_dir() else " (that is a file, not a directory)"
+                   if directory.exists() else " (the directory does not exist)")
         super().__init__(
             errno.ENOENT,
             f"MNIST file {stem!r} (raw, or gzip-compressed as {stem + '.gz'!r}) not found in "

@@ -97,7 +97,7 @@ def save_json(path, data: dict) -> None:
 
     def write(p):
         with open(p, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, allow_nan=True)
+            json.dump(data, f, indent=2, allow_nan=True)  # insertion order: metrics keep their columns
             f.write("\n")
 
     _atomic(Path(path), write)

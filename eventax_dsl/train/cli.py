@@ -209,6 +209,9 @@ def main(argv=None) -> int:
             MnistNotFoundError) as err:
         print(f"eventax-train: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # writing the run's files: a full disk, no permission, ...
+        print(f"eventax-train: error: {err}", file=sys.stderr)
+        return 1
     if result.best is not None:
         b = result.best
         print(f"best validation accuracy {b['val_acc']:.4f} at epoch {b['epoch']}; "

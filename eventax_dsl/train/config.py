@@ -298,25 +298,34 @@ class TrainConfig:
                 cfg.init_gain = float(cfg.init_gain)
             except ValueError:
                 raise ValueError(f"init_gain must be 'auto' or a number, got {cfg.init_gain!r}") from None
-        checks = [
-            ("epochs", cfg.epochs >= 0), ("batch_size", cfg.batch_size >= 1),
-            ("eval_batch_size", cfg.eval_batch_size >= 1), ("lr", cfg.lr > 0),
-            ("clip", cfg.clip > 0), ("sample_clip", cfg.sample_clip >= 0),
-            ("t_max", cfg.t_max > 0), ("hidden", len(cfg.hidden) >= 1
-                                                                  and min(cfg.hidden) >= 1),
-            ("plot_points", cfg.plot_points >= 2),
-            ("silent_push", cfg.silent_push >= 0),
-            ("revive", cfg.revive >= 0),
-            ("label_smoothing", 0 <= cfg.label_smoothing < 1),
-            ("logit_scale", cfg.logit_scale > 0),
-            ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1),
-            ("checkpoint_every", cfg.checkpoint_every is None or cfg.checkpoint_every >= 1),
-            ("delay", cfg.delay is None or cfg.delay >= 0),
-            ("lanes", cfg.lanes is None or cfg.lanes >= 1),
+        positive, at_least_0, at_least_1 = "> 0", ">= 0", ">= 1"
+        checks = [  # (name, holds, what it must be)
+            ("epochs", cfg.epochs >= 0, at_least_0), ("batch_size", cfg.batch_size >= 1, at_least_1),
+            ("eval_batch_size", cfg.eval_batch_size >= 1, at_least_1), ("lr", cfg.lr > 0, positive),
+            ("clip", cfg.clip > 0, positive), ("sample_clip", cfg.sample_clip >= 0, at_least_0),
+            ("t_max", cfg.t_max > 0, positive),
+            ("hidden", len(cfg.hidden) >= 1 and min(cfg.hidden) >= 1, "one or more sizes >= 1"),
+            ("plot_points", cfg.plot_points >= 2, ">= 2"),
+            ("silent_push", cfg.silent_push >= 0, at_least_0),
+            ("revive", cfg.revive >= 0, at_least_0),
+            ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
+            ("logit_scale", cfg.logit_scale > 0, positive),
+            ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1, at_least_1),
+            ("checkpoint_every", cfg.checkpoint_every is None or cfg.checkpoint_every >= 1,
+             at_least_1),
+            ("delay", cfg.delay is None or cfg.delay >= 0, at_least_0),
+            ("lanes", cfg.lanes is None or cfg.lanes >= 1, at_least_1),
+            ("devices", cfg.devices is None or cfg.devices >= 1, at_least_1),
+            ("tau0", cfg.tau0 > 0, positive), ("tau1", cfg.tau1 > 0, positive),
+            ("alpha", cfg.alpha >= 0, at_least_0), ("weight_decay", cfg.weight_decay >= 0, at_least_0),
+            ("rtol", cfg.rtol is None or cfg.rtol > 0, positive),
+            ("atol", cfg.atol is None or cfg.atol > 0, positive),
+            ("max_spikes_per_neuron",
+             cfg.max_spikes_per_neuron is None or cfg.max_spikes_per_neuron >= 1, at_least_1),
         ]
-        for name, ok in checks:
+        for name, ok, rule in checks:
             if not ok:
-                raise ValueError(f"invalid {name}: {getattr(cfg, name)!r}")
+                raise ValueError(f"invalid {name}: {getattr(cfg, name)!r} (it must be {rule})")
         if cfg.silent_push and cfg.loss not in PUSH_LOSSES:
             raise ValueError(f"silent_push applies to the ttfs and max losses only, not "
                              f"{cfg.loss}: the integrals have a gradient for every output")

@@ -163,6 +163,20 @@ def dead_neuron_note(dead: int, n_spiking: int, revive: float) -> str | None:
             "--revive 1 adds it (docs/training.md, 'Dead hidden neurons')")
 
 
+
+def _check_out(out: Path | None):
+    """A clear error if the output directory ``out`` cannot be created: it, or a folder on
+    its path, is a file."""
+    if out is None:
+        return
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "it" if path == out else str(path)
+                raise ValueError(f"cannot write the run to {out}: {what} is a file, not a "
+                                 "directory")
+            return
+
 class Trainer:
     """Train a spiking network on one of the tasks (module docs).
 
@@ -175,6 +189,7 @@ class Trainer:
         self._log = log
         self._dead_noted = False  # dead_neuron_note is said once a run
         self.out = Path(cfg.out) if cfg.out else None
+        _check_out(self.out)  # before any work: a file in the way fails now, not after setup
         with self._precision():
             self.dtype = jnp.float64 if cfg.x64 else jnp.float32
             self.data = load_task(cfg.task, data_dir=cfg.data_dir, dtype=np.dtype(self.dtype),
