@@ -111,11 +111,10 @@ def compile_main(argv=None) -> int:
                 for w in err.warnings:
                     print(w.render(err.source, name), file=sys.stderr)
             continue
-        text = data.decode("utf-8", "replace")
         entry = {"file": name, "ok": True, "diagnostics": [w.to_json(name) for w in compiled.warnings]}
         if not args.json:
             for w in compiled.warnings:
-                print(w.render(text, name), file=sys.stderr)
+                print(w.render(compiled.text, name), file=sys.stderr)
         if args.explain:
             if args.json:
                 entry["model"] = explain_json(compiled.ir)

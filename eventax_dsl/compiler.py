@@ -22,11 +22,16 @@ from .language.parser import decode_source, parse
 
 @dataclass(frozen=True)
 class Compiled:
-    """The result of compiling one file: its IR, Python source and warnings."""
+    """The result of compiling one file: its IR, Python source and warnings.
+
+    ``text`` is the ``.neuron`` text as compiled (decoded, without a byte-order mark):
+    the text that the warnings' spans point into.
+    """
 
     ir: ModelIR
     source: str
     warnings: tuple[Diagnostic, ...]
+    text: str = ""
 
 
 def compile_source(text: bytes | str, filename: str = "<input>") -> Compiled:
@@ -35,7 +40,7 @@ def compile_source(text: bytes | str, filename: str = "<input>") -> Compiled:
     model = parse(text, filename)
     try:
         ir, warnings = check_with_warnings(model, text, filename)
-        return Compiled(ir, generate(ir), tuple(warnings))
+        return Compiled(ir, generate(ir), tuple(warnings), text)
     except RecursionError:
         # The parser and the checker bound the nesting of every expression and alias
         # (E005); this is the backstop for a combination they did not foresee.

@@ -185,6 +185,11 @@ def test_idx_malformed(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(IdxFormatError):
             read_idx(tmp_path / name)
+    # four dimensions of 2**16: 2**64 elements, which wraps to 0 in int64 arithmetic
+    huge = b"\x00\x00\x08\x04" + np.full(4, 2**16, ">u4").tobytes()
+    (tmp_path / "huge").write_bytes(huge)
+    with pytest.raises(IdxFormatError, match=f"{4 + 16 + 2**64} bytes in all"):
+        read_idx(tmp_path / "huge")
     (tmp_path / "bad.gz").write_bytes(gzip.compress(good)[:-6])  # cut-off archive
     with pytest.raises(IdxFormatError, match="corrupt gzip"):
         read_idx(tmp_path / "bad.gz")

@@ -30,6 +30,7 @@ import errno
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import urllib.request
 import uuid
@@ -132,7 +133,7 @@ def _parse_idx(data: bytes, name) -> np.ndarray:
         raise IdxFormatError(f"'{name}': truncated header ({len(data)} bytes, {ndim} dimensions)")
     shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # exact: no int64 wrap-around
     if len(data) != expected:
         raise IdxFormatError(
             f"'{name}': header says shape {shape} of {dtype} ({expected} bytes in all), "

@@ -843,9 +843,9 @@ def simulate(
         # ---- apply: reset, then deliver spikes and inputs
         y2 = dyn.reset(pops, y1, spiked)
         sources = {p: s.astype(dtype) for p, s in enumerate(spiked) if type(pops[p]).SPIKING}
-        src_idx, valid, n_take, complete = sched.chunk(c.ptr, t_in, width)
+        in_times, src_idx, valid, n_take, complete = sched.chunk(c.ptr, t_in, width)
         take = (valid & is_input).astype(dtype)
-        lag = _lag(valid & is_input, sched.time_at(c.ptr + jnp.arange(width, dtype=jnp.int32)))
+        lag = _lag(valid & is_input, in_times)
         apply_now = is_input & complete
         pending = []
         for (j, dst, weights, mask), (sums, reach, lags) in zip(inputs, c.pending):

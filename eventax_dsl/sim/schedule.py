@@ -40,21 +40,25 @@ class InputSchedule(eqx.Module):
     def chunk(self, ptr, t, width: int):
         """The next at most ``width`` entries from ``ptr`` that lie at time ``t``.
 
-        Returns ``(sources, valid, n, complete)``: the ``(width,)`` source indices (safe
-        to index with), which of them lie at ``t``, how many do, and whether that
-        finishes the group of entries at ``t``. The event loop delivers a group of
+        Returns ``(times, sources, valid, n, complete)``: the ``(width,)`` entry times
+        (``inf`` past the end) and source indices (safe to index with), which of them
+        lie at ``t``, how many do, and whether that finishes the group of entries at
+        ``t``. The times carry each entry's own derivative, which the event loop needs
+        to give every input of a simultaneous group the gradient of its own time. The event loop delivers a group of
         simultaneous input spikes in chunks of ``width`` gathered weight rows, so an
         input event costs ``O(width * n_dst)``, not the ``O(in_size * n_dst)`` of a
         dense ``counts @ W``.
         """
         if self.size == 0:
             none = jnp.zeros((width,), jnp.int32)
-            return none, none > 0, jnp.asarray(0, jnp.int32), jnp.asarray(True)
+            times = jnp.full((width,), jnp.inf, self.times.dtype)
+            return times, none, none > 0, jnp.asarray(0, jnp.int32), jnp.asarray(True)
         idx = ptr + jnp.arange(width, dtype=jnp.int32)
-        valid = self.time_at(idx) == t
+        times = self.time_at(idx)
+        valid = times == t
         sources = self.sources[jnp.minimum(idx, self.size - 1)]
         complete = self.time_at(ptr + width) != t
-        return sources, valid, jnp.sum(valid, dtype=jnp.int32), complete
+        return times, sources, valid, jnp.sum(valid, dtype=jnp.int32), complete
 
 
 def make_schedule(input_times, in_size: int, dtype) -> InputSchedule:
