@@ -198,12 +198,22 @@ def labels(cfg: TrainConfig) -> tuple[str, str]:
     return label, "+".join(parts)
 
 
-def run_one(run: dict, out_root: Path) -> dict:
-    options = {k: v for k, v in run.items() if k not in ("task", "label")}
+def _options(run: dict) -> dict:
+    return {k: v for k, v in run.items() if k not in ("task", "label")}
+
+
+def run_dir(run: dict, out_root: Path) -> Path:
+    """The ``eventax-train`` run directory of one configuration."""
+    model, loss = labels(TrainConfig(task=run["task"], **_options(run)))
+    return out_root / f"{run['task']}-{model}-{loss}-seed{run['seed']}"
+
+
+def run_one(run: dict, out_root: Path, overwrite: bool = False) -> dict:
+    options = _options(run)
     model, loss = labels(TrainConfig(task=run["task"], **options))
-    options["out"] = str(out_root / f"{run['task']}-{model}-{loss}-seed{run['seed']}")
+    options["out"] = str(run_dir(run, out_root))
     start = time.perf_counter()
-    result = train(run["task"], **options)
+    result = train(run["task"], overwrite=overwrite, **options)
     best_row = next(r for r in result.history if r["epoch"] == result.best["epoch"])
     return {
         "task": run["task"], "model": model, "loss": loss, "seed": run["seed"],
@@ -291,6 +301,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="data/mnist", help="MNIST IDX files")
     p.add_argument("--out-root", default="runs/paper_table", help="one run directory per config")
     p.add_argument("--json", default="results/paper_table.json", help="runs are appended here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rerun configurations whose run directory under --out-root holds a "
+                        "run already (without it, that is an error before anything runs)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--no-plots", dest="plots", action="store_false")
     p.add_argument("--table-only", action="store_true", help="print the table of --json and exit")
@@ -311,11 +324,18 @@ def main(argv=None) -> int:
         return 2
     if not args.table_only:
         runs = configurations(args)
+        done = [d for d in (run_dir(r, Path(args.out_root)) for r in runs)
+                if (d / "checkpoint.json").is_file()]
+        if done and not args.overwrite:
+            print(f"paper_table: error: {len(done)} run director{'y' if len(done) == 1 else 'ies'} "
+                  f"{'holds' if len(done) == 1 else 'hold'} a run already ({', '.join(map(str, done))}); tabulate them with "
+                  "--table-only --collect DIR..., or rerun with --overwrite", file=sys.stderr)
+            return 2
         print(f"{len(runs)} run(s); appending to {path}", file=sys.stderr)
         for i, run in enumerate(runs, 1):
             print(f"[{i}/{len(runs)}] {run['task']} {run['label']} {run['loss']} seed {run['seed']}",
                   file=sys.stderr)
-            records.append(run_one(run, Path(args.out_root)))
+            records.append(run_one(run, Path(args.out_root), args.overwrite))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(_finite(records), indent=1, default=str))
     print(table(records + collected))

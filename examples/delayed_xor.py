@@ -21,5 +21,6 @@ result = train(
     batch_size=32,
     lr=1e-3,
     out="runs/example-xor",
+    overwrite=True,       # a second run of this script replaces the first
 )
 print("best epoch:", result.best)

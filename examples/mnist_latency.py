@@ -35,5 +35,6 @@ result = train(
     batch_size=64,
     lr=1e-3,
     out="runs/example-mnist",
+    overwrite=True,       # a second run of this script replaces the first
 )
 print("best epoch:", result.best)

@@ -25,6 +25,7 @@ result = train(
     batch_size=32,
     lr=5e-3,              # AdamW, gradients clipped to global norm 1
     out="runs/example-yinyang",
+    overwrite=True,       # a second run of this script replaces the first
 )
 print("best epoch:", result.best)
 

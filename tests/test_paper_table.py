@@ -103,3 +103,18 @@ def test_collect_errors_name_the_directory(tmp_path, capsys):
                              "--collect", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "empty") in err and "no checkpoint.json" in err
+
+
+def test_a_configuration_that_ran_already_is_an_error_before_anything_runs(tmp_path, capsys):
+    argv = ["yinyang", "--models", "lif", "--losses", "integral", "--seeds", "0", "1",
+            "--out-root", str(tmp_path / "runs"), "--json", str(tmp_path / "table.json")]
+    runs = _args(*argv)
+    done = paper_table.run_dir(runs[1], tmp_path / "runs")
+    assert done.name == "yinyang-lif-integral-seed1"
+    done.mkdir(parents=True)
+    (done / "checkpoint.json").write_text("{}")
+    assert paper_table.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"1 run directory holds a run already ({done})" in err and "--overwrite" in err
+    assert not (tmp_path / "table.json").exists()  # nothing ran
+    assert (done / "checkpoint.json").read_text() == "{}"

@@ -213,6 +213,25 @@ def test_an_output_path_through_a_file_is_a_clear_error_before_any_work(tmp_path
         assert "calibrat" not in err
 
 
+def test_an_output_directory_holding_a_run_is_kept_unless_overwrite_is_given(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.json").write_text('{"an": "earlier run"}')
+    assert main(["yinyang", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"eventax-train: error: {out} holds a run already (checkpoint.json)")
+    assert f"--resume {out}" in err and "--overwrite" in err and "calibrat" not in err
+    assert (out / "checkpoint.json").read_text() == '{"an": "earlier run"}'
+    assert list(out.iterdir()) == [out / "checkpoint.json"]
+    with pytest.raises(SystemExit):  # a usage error: --overwrite starts a new run
+        main(["yinyang", "--resume", str(out), "--overwrite"])
+    assert "cannot be combined with --resume" in capsys.readouterr().err
+    # with overwrite, the directory is accepted (the run itself is tested elsewhere)
+    from eventax_dsl.train.trainer import _check_out  # noqa: PLC0415
+    _check_out(out, overwrite=True)
+    _check_out(tmp_path / "new" / "dir")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--test-size", type=int, default=S, help="use the first N test samples")
     g.add_argument("--eval-batch-size", type=int, default=S, help="default max(batch, 256)")
     g.add_argument("--out", default=S, help="run directory (default runs/<task>-<time>)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="let the new run replace an earlier run in --out (without it, an --out "
+                        "holding a run is an error)")
     g.add_argument("--resume", default=S, metavar="DIR", help="continue the run saved in DIR; "
                    "--epochs is the new total")
     g.add_argument("--checkpoint-every", type=int, default=S, metavar="N",
@@ -174,6 +177,9 @@ def main(argv=None) -> int:
     args = vars(parser.parse_args(argv))
     task = args.pop("task")
     resume = args.pop("resume", None)
+    overwrite = args.pop("overwrite")
+    if overwrite and resume is not None:
+        parser.error("--overwrite starts a new run; it cannot be combined with --resume")
     from ..datasets import MnistNotFoundError  # noqa: PLC0415
     from .trainer import StepError, Trainer  # noqa: PLC0415
 
@@ -202,7 +208,7 @@ def main(argv=None) -> int:
         else:
             if "out" not in args:
                 args["out"] = f"runs/{task}-{time.strftime('%Y%m%d-%H%M%S')}"
-            trainer = Trainer(TrainConfig(task=task, **args))
+            trainer = Trainer(TrainConfig(task=task, **args), overwrite=overwrite)
             print(f"writing to {trainer.out}", file=sys.stderr)
         result = trainer.fit()
     except (ValueError, FileNotFoundError, FloatingPointError, StepError,

@@ -164,9 +164,10 @@ def dead_neuron_note(dead: int, n_spiking: int, revive: float) -> str | None:
 
 
 
-def _check_out(out: Path | None):
-    """A clear error if the output directory ``out`` cannot be created: it, or a folder on
-    its path, is a file."""
+def _check_out(out: Path | None, overwrite: bool = False):
+    """A clear error if the output directory ``out`` cannot be created (it, or a folder on
+    its path, is a file), or if it holds a run already (its ``checkpoint.json``) and
+    ``overwrite`` is false: a new run would replace that run's checkpoint and metrics."""
     if out is None:
         return
     for path in (out, *out.parents):
@@ -175,21 +176,30 @@ def _check_out(out: Path | None):
                 what = "it" if path == out else str(path)
                 raise ValueError(f"cannot write the run to {out}: {what} is a file, not a "
                                  "directory")
-            return
+            break
+    if not overwrite and (out / ckpt.META).is_file():
+        raise ValueError(f"{out} holds a run already ({ckpt.META}); continue it with --resume "
+                         f"{out}, write the new run elsewhere (--out), or replace the old one "
+                         "with --overwrite (overwrite=True)")
+
 
 class Trainer:
     """Train a spiking network on one of the tasks (module docs).
 
     ``Trainer(TrainConfig(task="yinyang", epochs=3, out="runs/yy"))``, then
     :meth:`fit`. ``log``: where messages go (default: stderr; ``None`` for silence).
+    ``overwrite``: allow ``out`` to hold an earlier run, which this one replaces (without
+    it, that is an error: continue the earlier run with :meth:`resume` instead).
     """
 
-    def __init__(self, config: TrainConfig, *, log=print, _restore: dict | None = None):
+    def __init__(self, config: TrainConfig, *, log=print, overwrite: bool = False,
+                 _restore: dict | None = None):
         self.cfg = cfg = config.resolved()
         self._log = log
         self._dead_noted = False  # dead_neuron_note is said once a run
         self.out = Path(cfg.out) if cfg.out else None
-        _check_out(self.out)  # before any work: a file in the way fails now, not after setup
+        # before any work: a file or an earlier run in the way fails now, not after setup
+        _check_out(self.out, overwrite=overwrite or _restore is not None)
         with self._precision():
             self.dtype = jnp.float64 if cfg.x64 else jnp.float32
             self.data = load_task(cfg.task, data_dir=cfg.data_dir, dtype=np.dtype(self.dtype),
@@ -709,7 +719,8 @@ def _jsonable(obj):
     return obj
 
 
-def train(task: str = "yinyang", *, resume=None, log=print, **options) -> TrainResult:
+def train(task: str = "yinyang", *, resume=None, overwrite: bool = False, log=print,
+          **options) -> TrainResult:
     """Train on ``task`` with the options of :class:`~eventax_dsl.train.config.TrainConfig`.
 
     Example::
@@ -719,7 +730,8 @@ def train(task: str = "yinyang", *, resume=None, log=print, **options) -> TrainR
         print(result.best)      # {'epoch': ..., 'val_acc': ..., 'test_acc': ...}
 
     ``resume``: a run directory to continue (``options`` may then only hold
-    ``epochs`` and the options :meth:`Trainer.resume` allows).
+    ``epochs`` and the options :meth:`Trainer.resume` allows). ``overwrite``: let a new
+    run replace an earlier one in ``out`` (otherwise an error).
     """
     if resume is not None:
         epochs = options.pop("epochs", None)
@@ -727,5 +739,5 @@ def train(task: str = "yinyang", *, resume=None, log=print, **options) -> TrainR
         if trainer.cfg.task != task:
             raise ValueError(f"the run in '{resume}' is a {trainer.cfg.task} run, not {task}")
     else:
-        trainer = Trainer(TrainConfig(task=task, **options), log=log)
+        trainer = Trainer(TrainConfig(task=task, **options), log=log, overwrite=overwrite)
     return trainer.fit()
