@@ -698,7 +698,7 @@ class Checker:
         except _Failed:
             return None, guarded
         if t.shape:
-            self.error("E034", "the spike condition must be a scalar (use sum() or max() over a vector)",
+            self.error("E034", "the spike condition must be a scalar (sum() combines a vector)",
                        cond.span)
             return None, guarded
         lhs, rhs = t.expr.lhs, t.expr.rhs
