@@ -3,7 +3,8 @@
     python benchmarks/carry_step.py [--model qif] [--layers 5 20 3] [--batch 256] [--gain 2]
                                     [--x64] [--repeats 5]
 
-Every solve between two events starts either with Diffrax's initial-step heuristic
+``carry_step`` acts only with ``stepping="solve"`` (one ``diffeqsolve`` per interval
+between events), so both variants run that way. Every solve between two events starts either with Diffrax's initial-step heuristic
 (``carry_step=False``: two extra vector-field evaluations, and a small first step that
 the controller then has to grow again) or with the mean accepted step of the previous
 solve (``carry_step=True``, the default). Both are timed alternately in one process on
@@ -77,14 +78,14 @@ def measure(args, ref_path: str) -> None:
     def variant(carry):
         def forward(p, xs):
             n = eqx.combine(p, static)
-            return jax.vmap(lambda x: n.ttfs(x, tp.T_MAX, carry_step=carry))(xs)
+            return jax.vmap(lambda x: n.ttfs(x, tp.T_MAX, stepping="solve", carry_step=carry))(xs)
 
         def loss(p, xs, labels):
             return tp.ttfs_loss(forward(p, xs), labels)
 
         steps = jax.jit(jax.vmap(lambda x: simulate(
             net, x, tp.T_MAX, stop_when_output_spiked=True, record_spikes=False,
-            carry_step=carry).n_steps))
+            stepping="solve", carry_step=carry).n_steps))
         return jax.jit(forward), jax.jit(jax.value_and_grad(loss)), steps
 
     fns = {carry: variant(carry) for carry in (False, True)}

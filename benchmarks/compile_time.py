@@ -40,7 +40,9 @@ print(json.dumps(dict(startup=t_start, parse=t_parse, check=t_check, generate=t_
 
 
 def main(paths):
-    paths = paths or sorted(str(p) for p in (ROOT / "models").glob("*.neuron"))
+    # absolute: the child runs in the repository root, not in the caller's directory
+    paths = [str(Path(p).resolve()) for p in paths] or sorted(
+        str(p) for p in (ROOT / "models").glob("*.neuron"))
     print(f"{'model':<16}{'startup':>9}{'parse':>8}{'check':>8}{'codegen':>9}{'exec':>8}{'total':>8}{'again':>8}"
           "  (seconds; total = parse+check+codegen+exec)")
     worst = 0.0

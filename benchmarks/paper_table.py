@@ -173,8 +173,8 @@ def labels(cfg: TrainConfig) -> tuple[str, str]:
         label += "->" + Path(str(cfg.readout_model)).stem
     if cfg.hidden != reference.hidden:
         label += "-" + "-".join(map(str, cfg.hidden))
-    sizes = [f"{k[0]}{getattr(cfg, k + '_size')}" for k in ("train", "val", "test")
-             if getattr(cfg, k + "_size")]
+    sizes = [f"{tag}{getattr(cfg, k + '_size')}" for k, tag in
+             (("train", "t"), ("val", "v"), ("test", "T")) if getattr(cfg, k + "_size")]
     if sizes:
         label += "[" + ",".join(sizes) + "]"
 

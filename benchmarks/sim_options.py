@@ -1,7 +1,9 @@
 """Training-step time under different simulator options, timed alternately.
 
     python benchmarks/sim_options.py --model qif --loss ttfs \\
-        --variant adjoint_checkpoints=4096 --variant default [--variant carry_step=False]
+        --variant stepping=solve,adjoint_checkpoints=4096 --variant stepping=solve
+
+(``adjoint_checkpoints`` and ``carry_step`` act only with ``stepping="solve"``.)
 
 One Yin-Yang trainer per variant (5-50-3, ``--batch`` samples per step, a fixed input
 gain so that every variant has the same weights), each with its

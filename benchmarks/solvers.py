@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     for model in args.models:
         task, loss = CASES[model]
         trainer = Trainer(TrainConfig(task=task, model=model, loss=loss, x64=True,
-                                      train_size=args.batch, val_size=8, test_size=8,
+                                      train_size=args.batch, batch_size=args.batch,
+                                      val_size=8, test_size=8,
                                       progress=False, plots=False), log=None)
         net = eqx.combine(trainer.params, trainer.static)
         xs = jnp.asarray(trainer.data.train.x[: args.batch])

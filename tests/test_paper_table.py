@@ -41,6 +41,10 @@ def test_labels_name_every_setting_that_differs():
         task="yinyang", model="lif", loss="max", batch_size=32, lr=5e-3, lr_schedule="cosine",
         epochs=30, logit_scale=1.0, revive=0.0, silent_push=0.0, train_size=640))
     assert model == "lif[t640]"
+    # data subsets keep their split apart: a smaller test set is not a smaller training set
+    assert [paper_table.labels(TrainConfig(task="yinyang", model="lif", **{k: 256}))[0]
+            for k in ("train_size", "val_size", "test_size")] == ["lif[t256]", "lif[v256]",
+                                                                  "lif[T256]"]
     assert loss == "max+cosine+b32+lr0.005+scale1"
     _, loss = paper_table.labels(TrainConfig(  # scale 10 is the max loss's default
         task="yinyang", model="lif", loss="max", batch_size=32, lr=5e-3, lr_schedule="cosine",

@@ -7,6 +7,8 @@ Each check is a directional derivative ``grad . d`` for a random direction ``d``
 in the space of one group of trainable leaves.
 """
 
+from pathlib import Path
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -302,3 +304,34 @@ def test_tied_inputs_to_a_nonlinear_model_get_their_own_time_gradient():
     fd = [(value_and_grad(x.at[k].add(H))[0] - value_and_grad(x.at[k].add(-H))[0]) / (2 * H)
           for k in range(2)]
     np.testing.assert_allclose(g, fd, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_neuron_at_rest_takes_one_long_step_whose_sensitivity_dtmax_bounds():
+    # docs/simulator.md, "Gradients": a neuron exactly at rest (library QIF, bias 0) until
+    # its one input at 11.5 ms makes the error estimate 0, so the controller steps over the
+    # whole wait at once. The gradient is still exactly that of the computed solution (the
+    # finite difference of the same program agrees), but that solution's sensitivity to
+    # the bias is 1e-4 off the ODE's; dtmax bounds the step and the error.
+    import eventax_dsl  # noqa: PLC0415
+
+    qif = eventax_dsl.load(Path(__file__).resolve().parents[1] / "models" / "qif.neuron")
+    net = Network.create([qif.create(1, tau_syn=5.0, bias=0.0)], in_size=1,
+                         connections=[("input", 0)], key=jr.key(0), output=0)
+    net = eqx.tree_at(lambda n: n.weights[0]["w"], net, jnp.full((1, 1), 3.0))
+    x = jnp.array([11.5])
+
+    def first_spike(bias, **options):
+        n = eqx.tree_at(lambda n: n.populations[0].params["bias"], net, jnp.full((1,), bias))
+        return n.ttfs(x, 60.0, **options)[0]
+
+    def grad_and_fd(h=1e-6, **options):
+        g = jax.grad(first_spike)(0.0, **options)
+        return float(g), float((first_spike(h, **options) - first_spike(-h, **options)) / (2 * h))
+
+    exact = grad_and_fd(**TIGHT, dtmax=0.5)[1]  # the ODE's derivative, to about 1e-9
+    g, fd = grad_and_fd()  # the default float64 options
+    assert abs(g - fd) <= 1e-6 * abs(fd)  # exact for the program that ran ...
+    assert 3e-5 * abs(exact) < abs(g - exact) < 1e-3 * abs(exact)  # ... whose step is long
+    g_bounded, _ = grad_and_fd(dtmax=2.0)
+    assert abs(g_bounded - exact) <= 1e-5 * abs(exact)

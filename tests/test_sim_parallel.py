@@ -89,7 +89,8 @@ SCRIPT = textwrap.dedent(
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(float(dp.sum([l3, l3])), 2 * float(l3))
     for bad, match in ((lambda: dp.run(grad, dp.copies(params)[:1], parts), "1 entries for 2"),
-                       (lambda: dp.split(xs[:5]), "not divisible")):
+                       (lambda: dp.split(xs[:5]), "not divisible"),
+                       (lambda: dp.shard_local(xs[:5]), "batch size 5 is not divisible")):
         try:
             bad()
         except ValueError as e:

@@ -81,7 +81,8 @@ class SimOptions:
       A threshold crossing that goes up *and back down* inside one step is not
       seen, so bound the step when conditions can do that.
     - ``max_solver_steps``: bound on solver steps between two events.
-    - ``carry_step``: start each adaptive solve between two events with the mean
+    - ``carry_step``: with ``stepping="solve"`` (no effect with single steps, whose
+      proposal always carries over), start each adaptive solve between two events with the mean
       length of the previous solve's accepted steps (``True``, default) instead of
       Diffrax's initial-step heuristic, which costs two extra vector-field
       evaluations and starts small, so that a network with many events spends its

@@ -159,12 +159,15 @@ class DataParallel:
         return f"DataParallel(n_devices={self.n_devices}, platform={'/'.join(kinds)})"
 
     # ------------------------------------------------------------- placing
-    def _check_batch(self, x, what: str) -> None:
+    def _check_batch(self, x, what: str, processes: int = 1) -> None:
+        """``processes``: the leading axis is one process's slice of a batch that many
+        times as long."""
         if np.ndim(x) == 0:
             raise ValueError(f"DataParallel.{what}: a scalar leaf has no batch axis to shard")
-        if x.shape[0] % self.n_devices:
+        batch = x.shape[0] * processes
+        if batch % self.n_devices:
             raise ValueError(
-                f"DataParallel.{what}: batch size {x.shape[0]} is not divisible by "
+                f"DataParallel.{what}: batch size {batch} is not divisible by "
                 f"the {self.n_devices} devices; use a batch size that is a multiple "
                 f"of {self.n_devices} (or drop/pad the last partial batch)"
             )
@@ -201,13 +204,13 @@ class DataParallel:
         def put(x):
             if not _is_array(x):
                 return x
-            return jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(x))
+            x = np.asarray(x)
+            # the global batch (every process passes a slice of the same size), checked
+            # before JAX's own, less clear error
+            self._check_batch(x, "shard_local", processes=jax.process_count())
+            return jax.make_array_from_process_local_data(self.batch_sharding, x)
 
-        out = jax.tree_util.tree_map(put, tree)
-        for leaf in jax.tree_util.tree_leaves(out):
-            if _is_array(leaf):
-                self._check_batch(leaf, "shard_local")
-        return out
+        return jax.tree_util.tree_map(put, tree)
 
     # ------------------------------------------- one program per device
     @property
