@@ -68,8 +68,11 @@ condition that depends on at most two states (LIF: ``v`` and its current
 missed, and steps are unbounded. For more states (ALIF: ``v``, ``i`` and the
 adaptation ``a``) steps are additionally bounded by half the shortest time
 constant of those states (``spike_rates``), which keeps two zeros of ``T'`` in
-one step unlikely but is not a proof. A maximum that touches zero to within
-rounding (a grazing crossing) may still be missed, as on the numeric path.
+one step unlikely but is not a proof. If all of those rates are zero (a chain of
+perfect integrators, ``v' = i, i' = j``: ``T`` is a polynomial) there is no time
+constant and no bound; give ``SimOptions(dtmax=...)`` for such a model. A
+maximum that touches zero to within rounding (a grazing crossing) may still be
+missed, as on the numeric path.
 
 Choosing and overriding
 -----------------------
