@@ -127,6 +127,10 @@ TRAIN_SCRIPT = textwrap.dedent(
                 for a, c in zip(jax.tree_util.tree_leaves(one.params), start))
     assert moved > 1e-4, moved  # the steps did change the parameters
     for parallel in {modes!r}:
+        if parallel == "threads":  # parameters placed where the update step leaves them
+            fresh = Trainer(TrainConfig(**base, devices=2), log=None)
+            for leaf in jax.tree_util.tree_leaves((fresh.params, fresh.opt_state)):
+                assert leaf.committed and leaf.devices() == {{jax.devices()[0]}}, leaf
         two, e2 = run(devices=2, parallel=parallel)
         for a, b in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(two.params)):
             np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)

@@ -187,6 +187,36 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     assert main(["yinyang", "--resume", str(tmp_path / "f"), "--no-progress"]) == 2
     assert "checkpoint.eqx is not the network that checkpoint.json describes" in \
         capsys.readouterr().err
+    # damaged or mismatched files: one line that names the file, never a traceback
+    good = json.loads((tmp_path / "a" / "checkpoint.json").read_text())
+    text = json.dumps(good)
+    damaged = {
+        "g": ({**{k: v for k, v in good.items() if k != "tree_sha256"}}, after_one[:100],
+              "checkpoint.eqx': it is damaged, or holds a network other"),
+        "h": (dict(good, config=dict(good["config"], hidden=[7])), None,
+              "checkpoint.eqx': it is damaged, or holds a network other"),
+        "i": (text[:len(text) // 2], None, "checkpoint.json is not valid JSON"),
+        "j": ({k: v for k, v in good.items() if k != "history"}, None,
+              "checkpoint.json has no 'history' (a list is needed)"),
+        "k": ([good], None, "checkpoint.json holds a list, not a run's record"),
+        "l": (dict(good, config=dict(good["config"], hidden=["a"])), None,
+              "the config in checkpoint.json is not valid"),
+    }
+    for name, (meta, tree, message) in damaged.items():
+        shutil.copytree(tmp_path / "a", tmp_path / name)
+        (tmp_path / name / "checkpoint.json").write_text(meta if isinstance(meta, str)
+                                                         else json.dumps(meta))
+        if tree is not None:
+            (tmp_path / name / "checkpoint.eqx").write_bytes(tree)
+        assert main(["yinyang", "--resume", str(tmp_path / name), "--no-progress"]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("eventax-train: error: cannot ") and message in err, (name, err)
+        assert str(tmp_path / name) in err and len(err.strip().splitlines()) == 1, (name, err)
+    # a lost best.eqx is said on resume (it is written again only when validation improves)
+    (tmp_path / "b" / "best.eqx").unlink()
+    said = []
+    Trainer.resume(tmp_path / "b", log=said.append)
+    assert any(f"{tmp_path / 'b' / 'best.eqx'} is missing" in m for m in said), said
 
     # every run and resume above: one trace of the training step (fixed batch shape)
     assert eqx.debug.get_num_traces(engine.train_step) - traces == 1

@@ -84,12 +84,24 @@ def save_tree(path, tree) -> None:
     _atomic(Path(path), lambda p: eqx.tree_serialise_leaves(p, tree))
 
 
+def _deserialise(source, like, path: Path):
+    """``eqx.tree_deserialise_leaves`` with an error that names ``path``: a damaged file,
+    or one that holds another network (shapes, dtypes or leaves that differ from ``like``)."""
+    try:
+        return eqx.tree_deserialise_leaves(source, like)
+    except Exception as exc:  # noqa: BLE001 - EOFError, RuntimeError, Equinox's TreePathError
+        cause = exc.__cause__ or exc
+        raise ValueError(
+            f"cannot read '{path}': it is damaged, or holds a network other than the one "
+            f"its configuration builds ({type(cause).__name__}: {cause})") from exc
+
+
 def load_tree(path, like):
     """The PyTree ``like`` with its leaves read from ``path``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file '{path}' not found")
-    return eqx.tree_deserialise_leaves(path, like)
+    return _deserialise(path, like, path)
 
 
 def save_json(path, data: dict) -> None:
@@ -111,8 +123,21 @@ def load_meta(directory) -> dict:
             f"cannot resume from '{directory}': no {META} there (is it the --out directory of "
             "a run that finished at least one epoch?)"
         )
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot resume from '{directory}': {META} is not valid JSON ({exc})"
+                         ) from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"cannot resume from '{directory}': {META} holds a "
+                         f"{type(meta).__name__}, not a run's record")
+    for key, kind in (("config", dict), ("epoch", int), ("history", list)):
+        if not isinstance(meta.get(key), kind):
+            what = "no" if key not in meta else f"a {type(meta[key]).__name__} as its"
+            raise ValueError(f"cannot resume from '{directory}': {META} has {what} '{key}' "
+                             f"(a {kind.__name__} is needed); the file was changed or damaged")
+    return meta
 
 
 def save_checkpoint(directory, tree, meta: dict) -> None:
@@ -148,4 +173,4 @@ def load_checkpoint(directory, meta: dict, like):
                 f"{META} describes (its SHA-256 differs from {TREE_SHA256} there, and no "
                 f"{CHECKPOINT}.new matches either); the files were changed or damaged")
         _replace(new, path)  # the save was killed between its last two steps
-    return eqx.tree_deserialise_leaves(io.BytesIO(data), like)
+    return _deserialise(io.BytesIO(data), like, path)

@@ -274,6 +274,10 @@ class Trainer:
                 self.history = list(meta["history"])
                 self.best = meta.get("best")
                 self.gains = meta.get("gains")
+                if self.best is not None and not (Path(_restore["dir"]) / ckpt.BEST).is_file():
+                    self._say(f"warning: {Path(_restore['dir']) / ckpt.BEST} is missing: the "
+                              f"network of the best epoch so far ({self.best.get('epoch')}) is lost; "
+                              "it is written again when validation accuracy improves")
             else:
                 if cfg.init_gain == "auto":
                     try:
@@ -293,6 +297,12 @@ class Trainer:
             if self.gspmd:
                 self.params, self.static, self.opt_state = self.dp.replicate(
                     (self.params, self.static, self.opt_state))
+            elif self.dp is not None:
+                # where the update step puts them (beside the mean gradient, which
+                # DataParallel.mean leaves on the first device): placed arrays from the
+                # start, or its second call compiles again for the new placement
+                self.params, self.opt_state = jax.device_put(
+                    (self.params, self.opt_state), self.dp.local_devices[0])
 
     # --------------------------------------------------------------- helpers
     def _precision(self):
@@ -653,7 +663,12 @@ class Trainer:
         continues at its batch.
         """
         meta = ckpt.load_meta(directory)
-        cfg = TrainConfig.from_json(meta["config"])
+        try:
+            cfg = TrainConfig.from_json(meta["config"])
+            cfg.resolved()  # validated here, so that an error names the file
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"cannot resume from '{directory}': the config in {ckpt.META} is "
+                             f"not valid ({type(exc).__name__}: {exc})") from None
         bad = sorted(k for k, v in changes.items()
                      if k not in RESUME_CHANGES and v != getattr(cfg, k))
         if bad:
