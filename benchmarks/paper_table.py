@@ -327,9 +327,10 @@ def main(argv=None) -> int:
         done = [d for d in (run_dir(r, Path(args.out_root)) for r in runs)
                 if (d / "checkpoint.json").is_file()]
         if done and not args.overwrite:
-            print(f"paper_table: error: {len(done)} run director{'y' if len(done) == 1 else 'ies'} "
-                  f"{'holds' if len(done) == 1 else 'hold'} a run already ({', '.join(map(str, done))}); tabulate them with "
-                  "--table-only --collect DIR..., or rerun with --overwrite", file=sys.stderr)
+            which = "y holds" if len(done) == 1 else "ies hold"
+            print(f"paper_table: error: {len(done)} run director{which} a run already "
+                  f"({', '.join(map(str, done))}); tabulate them with --table-only --collect "
+                  "DIR..., or rerun with --overwrite", file=sys.stderr)
             return 2
         print(f"{len(runs)} run(s); appending to {path}", file=sys.stderr)
         for i, run in enumerate(runs, 1):
