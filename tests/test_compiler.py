@@ -5,6 +5,7 @@ import math
 import sys
 import textwrap
 from fractions import Fraction
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -395,3 +396,19 @@ def test_create_rejects_unknown_or_misshaped_overrides():
         M.create(3, tau_mem=jnp.ones(4))
     pop = M.create(3, tau_mem=jnp.array([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(pop.params["tau_mem"], [1.0, 2.0, 3.0])
+
+
+def test_a_byte_order_mark_is_dropped_from_text_as_from_bytes():
+    # open(path).read() keeps a UTF-8 byte-order mark; it was E003 "unexpected character"
+    # at 1:1 for text, while the same file as bytes compiled
+    src = (Path(__file__).resolve().parents[1] / "models" / "lif.neuron").read_text()
+    plain = eventax_dsl.compile_source(src).source
+    assert eventax_dsl.compile_source("\ufeff" + src).source == plain
+    assert eventax_dsl.compile_source(("\ufeff" + src).encode()).source == plain
+    spans = []
+    for text in (src, "\ufeff" + src):
+        with pytest.raises(eventax_dsl.CompileError) as err:
+            eventax_dsl.compile_source(text.replace("neuron LIF", "neuron LIF $", 1))
+        spans.append(err.value.render())
+    assert spans[0] == spans[1] and "E003" in spans[0]
+

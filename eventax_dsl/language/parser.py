@@ -311,9 +311,10 @@ def _tree_depth(tree) -> int:
 
 
 def decode_source(data: bytes | str, filename: str = "<input>") -> str:
-    """Bytes -> text, or E001 pointing at the first byte that is not UTF-8."""
+    """Bytes -> text, or E001 pointing at the first byte that is not UTF-8. A leading
+    byte-order mark is dropped, from bytes or text (``open(path).read()`` keeps it)."""
     if isinstance(data, str):
-        return data
+        return data[1:] if data.startswith("\ufeff") else data
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
