@@ -111,7 +111,9 @@ def test_config_defaults_validation_and_json_roundtrip():
                          (dict(tau1=0.0), "invalid tau1"), (dict(alpha=-1.0), "invalid alpha"),
                          (dict(weight_decay=-1.0), "invalid weight_decay"),
                          (dict(rtol=-1.0), "invalid rtol"), (dict(atol=0.0), "invalid atol"),
-                         (dict(max_spikes_per_neuron=0), "invalid max_spikes_per_neuron")]:
+                         (dict(max_spikes_per_neuron=0), "invalid max_spikes_per_neuron"),
+                         # a required option set to None was a TypeError from the comparison
+                         (dict(clip=None), r"invalid clip: None \(it must be > 0\)")]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**{"task": "yinyang", **bad}).resolved()
 

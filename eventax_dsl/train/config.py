@@ -50,6 +50,22 @@ REVIVE = 1.0
 REVIVE_LOSSES = ("ttfs", "max")
 
 
+#: Lower bounds of the numeric options, checked by :meth:`TrainConfig.resolved`:
+#: name -> (bound, strict). ``(0, True)`` means "> 0", ``(1, False)`` means ">= 1".
+_LOWER_BOUNDS = {
+    "epochs": (0, False), "batch_size": (1, False), "eval_batch_size": (1, False),
+    "lr": (0, True), "clip": (0, True), "sample_clip": (0, False), "t_max": (0, True),
+    "plot_points": (2, False), "silent_push": (0, False), "revive": (0, False),
+    "logit_scale": (0, True), "decay_epochs": (1, False), "checkpoint_every": (1, False),
+    "delay": (0, False), "lanes": (1, False), "devices": (1, False), "tau0": (0, True),
+    "tau1": (0, True), "alpha": (0, False), "weight_decay": (0, False), "rtol": (0, True),
+    "atol": (0, True), "max_spikes_per_neuron": (1, False),
+}
+#: The options of ``_LOWER_BOUNDS`` that may also be left unset (``None``).
+_UNSET_ALLOWED = frozenset({"decay_epochs", "checkpoint_every", "delay", "lanes", "devices",
+                            "rtol", "atol", "max_spikes_per_neuron"})
+
+
 def remedy_defaults(loss: str) -> dict[str, float]:
     """``eventax-train``'s default weights of the training remedies for ``loss`` (0: off):
     ``sample_clip`` (``SAMPLE_CLIP`` for ``ttfs``), ``silent_push`` (``SILENT_PUSH`` for
@@ -298,34 +314,18 @@ class TrainConfig:
                 cfg.init_gain = float(cfg.init_gain)
             except ValueError:
                 raise ValueError(f"init_gain must be 'auto' or a number, got {cfg.init_gain!r}") from None
-        positive, at_least_0, at_least_1 = "> 0", ">= 0", ">= 1"
-        checks = [  # (name, holds, what it must be)
-            ("epochs", cfg.epochs >= 0, at_least_0), ("batch_size", cfg.batch_size >= 1, at_least_1),
-            ("eval_batch_size", cfg.eval_batch_size >= 1, at_least_1), ("lr", cfg.lr > 0, positive),
-            ("clip", cfg.clip > 0, positive), ("sample_clip", cfg.sample_clip >= 0, at_least_0),
-            ("t_max", cfg.t_max > 0, positive),
-            ("hidden", len(cfg.hidden) >= 1 and min(cfg.hidden) >= 1, "one or more sizes >= 1"),
-            ("plot_points", cfg.plot_points >= 2, ">= 2"),
-            ("silent_push", cfg.silent_push >= 0, at_least_0),
-            ("revive", cfg.revive >= 0, at_least_0),
-            ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
-            ("logit_scale", cfg.logit_scale > 0, positive),
-            ("decay_epochs", cfg.decay_epochs is None or cfg.decay_epochs >= 1, at_least_1),
-            ("checkpoint_every", cfg.checkpoint_every is None or cfg.checkpoint_every >= 1,
-             at_least_1),
-            ("delay", cfg.delay is None or cfg.delay >= 0, at_least_0),
-            ("lanes", cfg.lanes is None or cfg.lanes >= 1, at_least_1),
-            ("devices", cfg.devices is None or cfg.devices >= 1, at_least_1),
-            ("tau0", cfg.tau0 > 0, positive), ("tau1", cfg.tau1 > 0, positive),
-            ("alpha", cfg.alpha >= 0, at_least_0), ("weight_decay", cfg.weight_decay >= 0, at_least_0),
-            ("rtol", cfg.rtol is None or cfg.rtol > 0, positive),
-            ("atol", cfg.atol is None or cfg.atol > 0, positive),
-            ("max_spikes_per_neuron",
-             cfg.max_spikes_per_neuron is None or cfg.max_spikes_per_neuron >= 1, at_least_1),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise ValueError(f"invalid {name}: {getattr(cfg, name)!r} (it must be {rule})")
+        for name, (bound, strict) in _LOWER_BOUNDS.items():
+            value = getattr(cfg, name)
+            if value is None and name in _UNSET_ALLOWED:
+                continue
+            if value is None or not (value > bound if strict else value >= bound):
+                raise ValueError(f"invalid {name}: {value!r} "
+                                 f"(it must be {'>' if strict else '>='} {bound})")
+        if not (len(cfg.hidden) >= 1 and min(cfg.hidden) >= 1):
+            raise ValueError(f"invalid hidden: {cfg.hidden!r} (it must be one or more sizes >= 1)")
+        if not 0 <= cfg.label_smoothing < 1:
+            raise ValueError(f"invalid label_smoothing: {cfg.label_smoothing!r} "
+                             "(it must be in [0, 1))")
         if cfg.silent_push and cfg.loss not in PUSH_LOSSES:
             raise ValueError(f"silent_push applies to the ttfs and max losses only, not "
                              f"{cfg.loss}: the integrals have a gradient for every output")
