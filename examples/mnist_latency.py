@@ -9,7 +9,8 @@ Nowotny et al. 2025).
 
     python examples/mnist_latency.py [MNIST_DIR]      # default data/mnist
 
-Downloads MNIST into MNIST_DIR on first use if it is not there (needs network).
+Downloads into MNIST_DIR whichever of the four MNIST files are missing or damaged
+(needs network then; a complete folder is only checked).
 """
 
 import sys
@@ -19,8 +20,7 @@ from eventax_dsl import datasets
 from eventax_dsl.train import train
 
 data_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "data/mnist")
-if not (data_dir / "train-images-idx3-ubyte.gz").exists() and not (data_dir / "train-images-idx3-ubyte").exists():
-    datasets.download_mnist(data_dir)
+datasets.download_mnist(data_dir)  # fetches only files that are missing or damaged
 
 result = train(
     "mnist",

@@ -309,7 +309,7 @@ def test_download_mnist(tmp_path, http_root):
     target = tmp_path / "data" / "mnist"
     target.mkdir(parents=True)
     (target / "t10k-labels-idx1-ubyte.gz").write_bytes(b"stale, corrupt copy")  # must be replaced
-    assert download_mnist(target, base_url, splits=("test",)) == target
+    assert download_mnist(target, base_url, splits="test") == target  # one name: a split, not letters
     assert sorted(p.name for p in target.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
     for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]:
         assert (target / name).read_bytes() == (MNIST_DIR / name).read_bytes()
@@ -338,6 +338,15 @@ def test_download_mnist_sets_aside_a_corrupt_raw_file(tmp_path, http_root):
     n = len(server.requests)
     download_mnist(target, base_url, splits=("test",))  # now valid: nothing fetched again
     assert len(server.requests) == n
+
+
+def test_download_mnist_checks_splits_before_any_request(tmp_path, http_root):
+    # a typo in the last split used to be found after the first split's 55 MB had come
+    _, base_url, server = http_root
+    for splits, bad in [(("train", "val"), "'val'"), ("tset", "'tset'")]:
+        with pytest.raises(ValueError, match=f"only 'train' and 'test', got {bad}"):
+            download_mnist(tmp_path / "out", base_url, splits=splits)
+    assert server.requests == [] and not (tmp_path / "out").exists()
 
 
 def test_download_mnist_wrong_content_leaves_nothing(tmp_path, http_root):

@@ -261,7 +261,8 @@ def download_mnist(
     - `directory`: target folder, created if needed.
     - `base_url`: URL prefix serving ``<base_url>/train-images-idx3-ubyte.gz``
       etc. (default :data:`MNIST_URL`).
-    - `splits`: which of ``"train"`` / ``"test"`` to fetch.
+    - `splits`: which of ``"train"`` / ``"test"`` to fetch (a sequence, or one name);
+      checked before anything is downloaded.
     - `timeout`: socket timeout per request, seconds.
 
     **Returns:** the directory, ready for :func:`load_mnist`.
@@ -276,11 +277,13 @@ def download_mnist(
     images, labels = load_mnist("data/mnist", "train")
     ```
     """
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    unknown = [s for s in splits if s not in _SPLITS]
+    if unknown:  # before any download: a typo must not cost the other files' traffic
+        raise ValueError(f"splits must contain only 'train' and 'test', got {unknown[0]!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for split in splits:
-        if split not in _SPLITS:
-            raise ValueError(f"splits must contain only 'train' and 'test', got {split!r}")
         for stem in _SPLITS[split]:
             if _is_present_and_valid(directory, stem):
                 continue
