@@ -1,5 +1,7 @@
 """Training set-up without simulation: model lookup, config, read-outs, calibration search."""
 
+import json
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -116,6 +118,17 @@ def test_config_defaults_validation_and_json_roundtrip():
                          (dict(clip=None), r"invalid clip: None \(it must be > 0\)")]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**{"task": "yinyang", **bad}).resolved()
+
+
+def test_paths_given_as_path_objects_are_stored_as_text(tmp_path):
+    # a pathlib.Path passed the checks and then failed json.dump at the first checkpoint,
+    # after a whole epoch, leaving temporary files in the run directory
+    model = resolve_model("qif")
+    cfg = TrainConfig(task="mnist", model=model, readout_model=model, data_dir=tmp_path / "mnist",
+                      out=tmp_path / "run").resolved()
+    assert (cfg.model, cfg.readout_model) == (str(model), str(model))
+    assert (cfg.data_dir, cfg.out) == (str(tmp_path / "mnist"), str(tmp_path / "run"))
+    assert TrainConfig.from_json(json.loads(json.dumps(cfg.to_json()))).resolved() == cfg
 
 
 def test_readout_windows_and_validation():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from ..sim.options import SimOptions
@@ -61,6 +62,8 @@ _LOWER_BOUNDS = {
     "tau1": (0, True), "alpha": (0, False), "weight_decay": (0, False), "rtol": (0, True),
     "atol": (0, True), "max_spikes_per_neuron": (1, False),
 }
+#: The options that name files or folders: given as ``str`` or ``os.PathLike``, kept as ``str``.
+_PATH_OPTIONS = ("model", "readout_model", "data_dir", "out")
 #: The options of ``_LOWER_BOUNDS`` that may also be left unset (``None``).
 _UNSET_ALLOWED = frozenset({"decay_epochs", "checkpoint_every", "delay", "lanes", "devices",
                             "rtol", "atol", "max_spikes_per_neuron"})
@@ -286,6 +289,9 @@ class TrainConfig:
             if getattr(cfg, name) is None:
                 setattr(cfg, name, value)
         cfg.hidden = tuple(int(h) for h in cfg.hidden)
+        for name in _PATH_OPTIONS:  # a pathlib.Path is welcome, but the checkpoint is JSON
+            if isinstance(getattr(cfg, name), os.PathLike):
+                setattr(cfg, name, os.fspath(getattr(cfg, name)))
         if cfg.loss not in LOSSES:
             raise ValueError(f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
         for name, value in remedy_defaults(cfg.loss).items():
