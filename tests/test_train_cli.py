@@ -233,6 +233,14 @@ def test_yinyang_smoke_resume_is_exact_and_nothing_recompiles(tmp_path, capsys, 
     assert "is a yinyang run, not xor" in capsys.readouterr().err
 
 
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_one(tmp_path):
+    ckpt.save_json(tmp_path / "checkpoint.json", {"epoch": 1})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        ckpt.save_json(tmp_path / "checkpoint.json", {"epoch": 2, "out": tmp_path})
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.json"]  # no checkpoint.json.tmp
+    assert json.loads((tmp_path / "checkpoint.json").read_text()) == {"epoch": 1}
+
+
 def test_an_output_path_through_a_file_is_a_clear_error_before_any_work(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     for out, what in [(tmp_path / "afile", "it is a file"),

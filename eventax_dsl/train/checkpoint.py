@@ -66,8 +66,12 @@ def _replace(src: Path, dst: Path) -> None:
 
 def _atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    _sync(tmp)
+    try:
+        write(tmp)
+        _sync(tmp)
+    except BaseException:  # a full disk, an object JSON cannot hold, Ctrl-C: no stray file
+        tmp.unlink(missing_ok=True)
+        raise
     _replace(tmp, path)
 
 
