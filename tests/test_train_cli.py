@@ -280,6 +280,8 @@ def test_an_output_directory_holding_a_run_is_kept_unless_overwrite_is_given(tmp
         (["mnist", "--data-dir", "{tmp}/nowhere"], "MNIST file 'train-images-idx3-ubyte'"),
         (["yinyang", "--resume", "{tmp}"], "no checkpoint.json there"),
         (["xor", "--hidden", "4", "4"], "one recurrent hidden population"),
+        # ran without a word, with half the trials' windows starting after they ended
+        (["xor", "--t-max", "40"], "t_max = 40 ms ends 2487 of the 5000 training trials"),
         (["yinyang", "--train-size", "4", "--batch", "8"], "fewer than one batch"),
         (["yinyang", "--loss", "integral", "--silent-push", "1"], "silent_push applies to the ttfs"),
         (["yinyang", "--label-smoothing", "1.5"], "invalid label_smoothing: 1.5"),

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import datasets
 
-__all__ = ["Split", "TaskData", "load_task"]
+__all__ = ["Split", "TaskData", "check_windows", "load_task"]
 
 
 class Split(NamedTuple):
@@ -95,3 +95,17 @@ def load_task(task: str, *, data_dir=None, dtype=np.float32, sizes=(None, None, 
         raise ValueError(f"unknown task {task!r}; choose one of: yinyang, mnist, xor")
     parts = [p.head(n) for p, n in zip(parts, sizes)]
     return TaskData(*parts, in_size=in_size, n_classes=n_classes)
+
+
+def check_windows(data: TaskData, t_max: float) -> None:
+    """Raise ``ValueError`` unless every sample's read-out window ``[t0, t_max]`` is
+    non-empty: a ``t_max`` before a trial's cue (``xor``) would end the simulation before
+    the cue and the window it opens, leaving those samples nothing to learn from."""
+    latest = max(float(np.max(split.t0)) for split in data[:3])
+    for name, split in zip(("training", "validation", "test"), data[:3]):
+        late = np.asarray(split.t0) >= t_max
+        if late.any():
+            raise ValueError(
+                f"t_max = {t_max:g} ms ends {int(late.sum())} of the {len(split)} {name} "
+                f"trials at or before their read-out window starts (at the cue, up to "
+                f"{latest:.1f} ms); raise t_max above {latest:.1f} ms")

@@ -85,7 +85,7 @@ from .config import COSINE_FINAL, RESUME_CHANGES, TrainConfig, default_lanes, lo
 from .engine import (EvalOutput, backward_pass, dead_mask, eval_step, forward_pass, grad_step,
                      learning_rate, make_optimizer, train_step, update_step)
 from .readout import LOSS_TERMS, Readout
-from .tasks import Split, load_task
+from .tasks import Split, check_windows, load_task
 
 __all__ = ["Trainer", "TrainResult", "train"]
 
@@ -204,6 +204,7 @@ class Trainer:
             self.dtype = jnp.float64 if cfg.x64 else jnp.float32
             self.data = load_task(cfg.task, data_dir=cfg.data_dir, dtype=np.dtype(self.dtype),
                                   sizes=(cfg.train_size, cfg.val_size, cfg.test_size))
+            check_windows(self.data, cfg.t_max)
             if len(self.data.train) < cfg.batch_size:
                 raise ValueError(
                     f"the training set has {len(self.data.train)} samples, fewer than one batch "
