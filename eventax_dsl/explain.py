@@ -57,7 +57,7 @@ def explain(ir: ModelIR) -> str:
     out.append("observables: " + ", ".join(f"{k} = {_s(v)}" if str(v) != k else k
                                             for k, v in ir.observables.items()))
     if ir.linear_blocks:
-        out.append("linear blocks (constant coefficients, exactly solvable): "
+        out.append("linear blocks (constant coefficients; verdicts below): "
                    + "; ".join("(" + ", ".join(b) + ")" for b in ir.linear_blocks))
     else:
         out.append("linear blocks: none")
@@ -93,17 +93,21 @@ def spike_integration(ir: ModelIR) -> str:
                 + ", ".join(numeric) + ", integrated numerically)")
     where = ("no ODE solver between events" if set(ir.exact_states) == set(ir.state_names)
              else "the other states are integrated numerically")
-    changing = len(ir.spike_rates)
-    if changing <= 2:
+    rates = ir.spike_rates
+    if len(rates) <= 2:
         guarantee = "a crossing inside a step is found exactly (at most one extremum)"
+    elif all(r == 0 for r in rates):  # sim/exact.py: no rate, no bound
+        guarantee = (f"the condition depends on {len(rates)} changing states, all with rate 0: "
+                     "steps are not bounded, so a crossing that rises and falls back within "
+                     "one step can be missed; set SimOptions(dtmax=...) to bound them")
     else:
-        guarantee = (f"the condition depends on {changing} changing states: steps are bounded by "
+        guarantee = (f"the condition depends on {len(rates)} changing states: steps are bounded by "
                      "half their shortest time constant to catch brief crossings")
     return f"root finding on the closed form of {', '.join(deps)}; {where}; {guarantee}"
 
 
 def explain_json(ir: ModelIR) -> dict:
-    """The same report as a JSON-serialisable dict."""
+    """The same report as a JSON-serialisable dict (``notes``: the text report's ``note:`` lines)."""
     return {
         "name": ir.name,
         "sha256": ir.source_sha256,
@@ -113,6 +117,7 @@ def explain_json(ir: ModelIR) -> dict:
                         "learnable": p.learnable} for p in ir.params],
         "channels": [{"name": c.name, "shape": list(c.shape)} for c in ir.channels],
         "equations": {k: _s(v) for k, v in ir.dynamics.items()},
+        "aliases": {k: _s(v) for k, v in ir.aliases.items()},
         "spike": None if ir.spike is None else _s(ir.spike),
         "guarded": ir.guarded,
         "refractory": None if ir.refractory is None else _s(ir.refractory),
@@ -130,4 +135,5 @@ def explain_json(ir: ModelIR) -> dict:
                        for b in ir.blocks],
             "spike_times": spike_integration(ir),
         },
+        "notes": list(ir.rewrites),
     }

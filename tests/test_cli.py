@@ -200,7 +200,7 @@ def test_explain_lists_states_parameters_equations_and_linear_blocks(capsys, fil
     assert "  drive = 2*i" in lines
     assert "spike: upward zero crossing of v - v_th" in lines
     assert "  i <- i + w" in lines
-    assert "linear blocks (constant coefficients, exactly solvable): (v, i)" in lines
+    assert "linear blocks (constant coefficients; verdicts below): (v, i)" in lines
 
 
 def test_explain_nonlinear_model(capsys, tmp_path):
@@ -209,7 +209,7 @@ def test_explain_nonlinear_model(capsys, tmp_path):
                     "    i' = -i / 1 ms\n")
     status, out, _ = run(capsys, "--explain", path)
     assert status == 0
-    assert "linear blocks (constant coefficients, exactly solvable): (i)" in out
+    assert "linear blocks (constant coefficients; verdicts below): (i)" in out
     assert "integrated numerically: v" in out
     assert "spike: none (the model never spikes)" in out
 

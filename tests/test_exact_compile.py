@@ -386,6 +386,33 @@ def test_json_reports_integration(capsys):
     assert info["spike_times"].startswith("root finding on the numeric solution")
 
 
+def test_explain_tells_rate_zero_chains_blocks_and_notes_as_they_are(capsys):
+    from eventax_dsl.explain import explain, explain_json  # noqa: PLC0415
+    # perfect integrators: sim/exact.py bounds no step, and --explain said it did
+    chain = compile_source("neuron Chain\nstate:\n    v = 0\n    i = 0\n    j = 0\n"
+                           "equations:\n    v' = i\n    i' = j\n    j' = 1\n"
+                           "spike when v >= 1\nreset:\n    v = 0\n").ir
+    text = explain(chain)
+    assert "3 changing states, all with rate 0: steps are not bounded" in text
+    assert "SimOptions(dtmax=...)" in text and "are bounded by" not in text
+    # an oscillating block is linear but numeric: the header no longer calls it exactly solvable
+    osc = compile_source("neuron Osc\nstate:\n    x = 1\n    y = 0\nequations:\n"
+                         "    x' = -x / 20 ms - y / 10 ms\n    y' = x / 10 ms - y / 20 ms\n").ir
+    text = explain(osc)
+    assert "linear blocks (constant coefficients; verdicts below): (x, y)" in text
+    assert "exactly solvable" not in text and "  (x, y): numeric" in text
+    # a singular rate met twice (equation and observable): one note; --json has the notes
+    rate = compile_source("neuron Rate\nstate:\n    v = -65\nequations:\n"
+                          "    alpha = 0.1 * (v + 40) / (1 - exp(-(v + 40) / 10))\n"
+                          "    v' = -(v + 65) / 10 + alpha\nobserve:\n    alpha\n").ir
+    assert explain(rate).count("\nnote: ") == len(rate.rewrites) == 1
+    hh = compile_source((MODELS / "hh.neuron").read_bytes(), "hh.neuron").ir
+    report = explain_json(hh)
+    assert report["notes"] == hh.rewrites and len(hh.rewrites) == 2
+    assert report["aliases"] == {k: sp.sstr(v, full_prec=False) for k, v in hh.aliases.items()}
+    assert report["aliases"] and json.loads(json.dumps(report)) == report
+
+
 def test_solve_block_offsets_and_rates():
     v, i = sp.symbols("v i", real=True)
     tau, b = sp.symbols("tau b", real=True)

@@ -446,7 +446,7 @@ class Checker:
             observables={k: simplify(v) for k, v in observables.items()},
             observable_shapes=self.observable_shapes,
             linear_blocks=linear_blocks(dyn, state_names, [p.name for p in params]),
-            rewrites=self.rewrites,
+            rewrites=list(dict.fromkeys(self.rewrites)),  # once each, however often it was met
         )
 
     def parameters(self) -> list[ParamIR]:
