@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["plot_curves", "plot_raster", "plot_trace"]
 
@@ -48,10 +49,9 @@ def plot_curves(history: list[dict], path) -> Path:
         ax_acc.plot(epochs, [h[key] for h in history], marker="o", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-
     for ax in (ax_loss, ax_acc):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # min_n_ticks=1: with one epoch the locator gave up integers (ticks at 0.96, 0.98, ...)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -69,7 +69,7 @@ def plot_raster(times, ids, sizes, names, t_end: float, path, *, inputs=None, la
     times, ids = np.asarray(times), np.asarray(ids)
     keep = (ids >= 0) & np.isfinite(times)
     times, ids = times[keep], ids[keep]
-    fig = _figure()
+    fig = _figure(8.0, 4.0)
     ax = fig.subplots()
     start = 0
     for n, name in zip(sizes, names):
@@ -82,9 +82,12 @@ def plot_raster(times, ids, sizes, names, t_end: float, path, *, inputs=None, la
         rows, _ = np.nonzero(np.isfinite(x))
         ax.scatter(x[np.isfinite(x)], -1 - rows, s=6, marker="|", color="k",
                    label=f"input ({rows.size} spikes)")
-    ax.set(xlabel="time (ms)", ylabel="neuron", xlim=(0, t_end),
+    # a margin each side: a spike at t = 0 (Yin-Yang's bias input) would sit on the spine
+    ax.set(xlabel="time (ms)", ylabel="neuron", xlim=(-0.02 * t_end, 1.02 * t_end),
            title="spike raster" + (f" (label {label})" if label is not None else ""))
-    ax.legend(loc="upper right", fontsize="small")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    # beside the axes, not on them: the output rows (the top ids) are the ones to see
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
@@ -107,7 +110,8 @@ def plot_trace(t, values, path, *, observable: str = "v", window=None, label=Non
     if finite.size:
         # robust limits: a QIF voltage goes to -inf/+inf around each spike
         lo, hi = np.percentile(finite, [1, 99])
-        pad = 0.1 * (hi - lo) + 1e-9
+        flat = hi - lo <= 1e-6 * max(1.0, abs(hi))  # e.g. a silent network's read-out
+        pad = max(0.1 * abs(hi), 1.0) if flat else 0.1 * (hi - lo)
         ax.set_ylim(lo - pad, hi + pad)
     if window is not None:
         ax.axvspan(window[0], window[1], color="0.94", zorder=0, label="read-out window")

@@ -164,6 +164,16 @@ def dead_neuron_note(dead: int, n_spiking: int, revive: float) -> str | None:
 
 
 
+def _check_plotting() -> None:
+    """Fail before any work, not after the first epoch, where the plots cannot be drawn."""
+    try:
+        from . import plots  # noqa: F401, PLC0415 - imports matplotlib
+    except ImportError as exc:
+        raise ValueError(f"the run's plots need matplotlib, which cannot be imported ({exc}); "
+                         "install it (pip install matplotlib) or turn the plots off "
+                         "(--no-plots, plots=False)") from None
+
+
 def _check_out(out: Path | None, overwrite: bool = False):
     """A clear error if the output directory ``out`` cannot be created (it, or a folder on
     its path, is a file), or if it holds a run already (its ``checkpoint.json``) and
@@ -200,6 +210,8 @@ class Trainer:
         self.out = Path(cfg.out) if cfg.out else None
         # before any work: a file or an earlier run in the way fails now, not after setup
         _check_out(self.out, overwrite=overwrite or _restore is not None)
+        if self.out is not None and cfg.plots:
+            _check_plotting()
         with self._precision():
             self.dtype = jnp.float64 if cfg.x64 else jnp.float32
             self.data = load_task(cfg.task, data_dir=cfg.data_dir, dtype=np.dtype(self.dtype),
