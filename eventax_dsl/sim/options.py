@@ -88,8 +88,8 @@ class SimOptions:
       evaluations and starts small, so that a network with many events spends its
       steps ramping the step size up again after every one. The error control is
       the same either way (a first step that is too long is rejected and shortened).
-      Measured on QIF 5-20-3 (float32, batch 256): 2.05x fewer solver steps, 1.49x
-      forward, 1.14x forward+backward, the same spike-time error
+      Measured on QIF 5-20-3 (float32, batch 256, ``stepping="solve"``): 2.05x fewer
+      solver steps, 1.18-1.27x forward, 1.25-1.57x forward+backward, the same spike-time error
       (``benchmarks/carry_step.py``). A fixed ``dt`` is never changed.
     - ``adjoint_checkpoints``: checkpoints that the reverse pass of each solve
       between two events keeps (:class:`diffrax.RecursiveCheckpointAdjoint`; more
