@@ -282,6 +282,7 @@ def test_an_output_directory_holding_a_run_is_kept_unless_overwrite_is_given(tmp
         (["xor", "--hidden", "4", "4"], "one recurrent hidden population"),
         # ran without a word, with half the trials' windows starting after they ended
         (["xor", "--t-max", "40"], "t_max = 40 ms ends 2487 of the 5000 training trials"),
+        (["xor", "--t-max", "59.72"], "the latest at 59.73 ms); use t_max >= 59.8 ms"),
         (["yinyang", "--train-size", "4", "--batch", "8"], "fewer than one batch"),
         (["yinyang", "--loss", "integral", "--silent-push", "1"], "silent_push applies to the ttfs"),
         (["yinyang", "--label-smoothing", "1.5"], "invalid label_smoothing: 1.5"),

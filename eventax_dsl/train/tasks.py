@@ -20,6 +20,7 @@ xor        5000 / 1000 / 1000 delayed-XOR trials,      9 (x2)   ``[t_cue, t_max]
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -102,10 +103,11 @@ def check_windows(data: TaskData, t_max: float) -> None:
     non-empty: a ``t_max`` before a trial's cue (``xor``) would end the simulation before
     the cue and the window it opens, leaving those samples nothing to learn from."""
     latest = max(float(np.max(split.t0)) for split in data[:3])
+    enough = math.floor(latest * 10 + 1) / 10  # rounded up, strictly above the latest cue
     for name, split in zip(("training", "validation", "test"), data[:3]):
         late = np.asarray(split.t0) >= t_max
         if late.any():
             raise ValueError(
                 f"t_max = {t_max:g} ms ends {int(late.sum())} of the {len(split)} {name} "
-                f"trials at or before their read-out window starts (at the cue, up to "
-                f"{latest:.1f} ms); raise t_max above {latest:.1f} ms")
+                f"trials at or before their read-out window starts (at the cue, the latest "
+                f"at {latest:.4g} ms); use t_max >= {enough:g} ms")
