@@ -137,7 +137,7 @@ def _weights_only(net):
 
 #: :func:`dead_neuron_note` speaks up once this fraction of the spiking neurons is dead. EIF
 #: integral without the dead-neuron term lost 21-23 of 50 hidden neurons and 0.2-1.2 points of
-#: test accuracy on seeds 0-2 (benchmarks/RESULTS.md, session 33): at a threshold of a half
+#: test accuracy on seeds 0-2 (benchmarks/RESULTS.md, sessions 32-33): at a threshold of a half
 #: it was never told.
 DEAD_NOTE_FRACTION = 1 / 3
 
