@@ -147,6 +147,25 @@ def test_state_at_readout_and_budget_sizing():
     assert event_budget(closed, single, 2, 4) == event_budget(closed, solve, 2, 4)
 
 
+def test_bad_input_and_observation_times_are_refused_by_name():
+    """Not a budget error that says to raise max_events, which cannot help. An
+    observation time after ``t_end`` was never reached and kept its NaN, with status OK."""
+    from eventax_dsl.sim import simulate
+
+    net = FeedForward([LIB_LIF, LIB_LI], [3, 2], in_size=2, key=jr.key(3), dtype=jnp.float64)
+    x = jnp.array([0.5, 1.0])
+    for bad in (-3.0, jnp.nan):
+        with pytest.raises(Exception, match="input_times must be >= 0") as err:
+            simulate(net, x.at[1].set(bad), 10.0)
+        assert "budget" not in str(err.value)
+    for bad in (-2.0, jnp.nan, jnp.inf, 20.0):
+        with pytest.raises(Exception, match="observation times must be finite, >= 0 and at most t_end") as err:
+            simulate(net, x, 10.0, obs_times=jnp.array([5.0, bad]))
+        assert "budget" not in str(err.value)
+    edge = simulate(net, x, 10.0, obs_times=jnp.array([10.0, 5.0]))  # t_end itself is fine
+    assert np.all(np.isfinite(np.asarray(edge.observed["v"])))
+
+
 def test_network_validation():
     pop = LIF.create(2)
     with pytest.raises(ValueError, match="weight shape"):

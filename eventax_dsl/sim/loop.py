@@ -604,7 +604,8 @@ def simulate(
     - ``obs_times``: optional times (any order, ``>= 0``, at most ``t_end``) at
       which to record the output population's observables (recorded before
       inputs arriving at that instant).
-    - ``stop_when_output_spiked``: stop as soon as every output neuron spiked.
+    - ``stop_when_output_spiked``: stop as soon as every output neuron spiked;
+      observation times after that stay ``NaN`` (the TTFS read-out relies on this).
     - ``record_spikes``: keep the spike buffers (else they have size 0).
     - ``check``: raise on a failure (an exhausted budget, a failed solve, NaN/Inf);
       with ``False`` nothing is raised and ``SimResult.status`` tells (module docs).
@@ -645,10 +646,11 @@ def simulate(
         obs_times = jnp.asarray(obs_times, dtype)
         if obs_times.ndim != 1:
             raise ValueError(f"times must be 1-D, got shape {obs_times.shape}")
+        # A time after t_end would never be reached and keep its NaN.
         obs_times = eqx.error_if(
             obs_times,
-            ~(obs_times >= 0) | ~jnp.isfinite(obs_times),
-            "observation times must be finite and >= 0",
+            ~(obs_times >= 0) | ~jnp.isfinite(obs_times) | (obs_times > t_end),
+            "observation times must be finite, >= 0 and at most t_end",
         )
         # Record in ascending order, hand back in the caller's order.
         obs_order = jnp.argsort(obs_times)
