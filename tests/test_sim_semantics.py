@@ -325,6 +325,53 @@ def test_guarded_condition_fires_when_refractoriness_ends(model):
     np.testing.assert_allclose(times, first + 5.0 * np.arange(4), rtol=1e-7)
 
 
+@pytest.mark.parametrize("model", [GuardedLIF, GuardedNoReset])
+def test_guarded_neuron_with_no_refractory_period_spikes_once_per_crossing(model):
+    # t_ref = 0: nothing holds the neuron, so the guard must disarm it at its spike. A
+    # neuron that is reset fires tonically, one that is not stays above threshold and
+    # spikes once (it fired again and again at one instant without the disarming).
+    net = _net(model, bias=5.0, t_ref=0.0)
+    times, _ = _spikes(net, NO_INPUT, 20.0, max_spikes=50)
+    first = 10.0 * np.log(5.0 / 4.0)
+    expected = first * np.arange(1, 9) if model is GuardedLIF else [first]
+    np.testing.assert_allclose(times, expected, rtol=1e-7)
+
+
+class Counter(PIF):
+    """Counts its input events in ``n``: an input rule with a constant part."""
+
+    NAME = "Counter"
+    STATES = (StateSpec("v"), StateSpec("n"))
+    OBSERVABLES = ("v", "n")
+
+    def init(self, p):
+        return {"v": jnp.zeros_like(p["bias"]), "n": jnp.zeros_like(p["bias"])}
+
+    def dynamics(self, p, s):
+        return {"v": p["bias"] * jnp.ones_like(s["v"]), "n": jnp.zeros_like(s["n"])}
+
+    def reset(self, p, s):
+        return {"v": p["v_reset"] * jnp.ones_like(s["v"]), "n": s["n"]}
+
+    def receive(self, p, s, w):
+        return {"v": s["v"] + w["w"], "n": s["n"] + 1.0}
+
+    def observe(self, p, s):
+        return dict(s)
+
+
+def test_only_connected_neurons_receive_a_spike():
+    # The input rule runs only where a synapse from a spiking source exists, so its
+    # constant part (n += 1) does not fire on neurons the mask leaves unconnected.
+    pop = Counter.create(3, bias=jnp.array([0.5, 0.0, 0.0]))  # neuron 0 spikes at t = 2, 4
+    mask = jnp.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]])  # recurrent, 0 -> 1 only
+    net = Network.create([pop], 1, [("input", 0), (0, 0, mask)], key=jr.key(0),
+                         weight_init=lambda k, s, d: jnp.full(s, 0.1, d))
+    res = jax.jit(lambda n: simulate(n, NO_INPUT, 5.0))(net)
+    np.testing.assert_array_equal(np.asarray(res.state[0]["n"]), [0.0, 2.0, 0.0])
+    np.testing.assert_allclose(np.asarray(res.state[0]["v"]), [0.5, 0.2, 0.0], rtol=1e-12)
+
+
 @pytest.mark.parametrize("n_in", [4, 40])
 def test_everything_at_t_end_happens(n_in):
     # The simulation covers [0, t_end] closed. A group of inputs at t_end is delivered
@@ -379,6 +426,8 @@ def test_nan_in_the_vector_field_is_a_nan_error_not_a_budget_error(stepping):
     if stepping == "single":
         assert "NaN or Inf in SqrtDrain" in str(err) and "'v'" in str(err)
         assert int(res.n_events) < 200 and float(res.t) == pytest.approx(5.0, abs=1e-4)
+    else:  # Diffrax rejects every step into the NaN: the state never holds it
+        assert "ODE solver failed" in str(err) and "SqrtDrain" in str(err) and "NaN/Inf" in str(err)
 
 
 def test_unchecked_simulation_reports_the_failure_of_each_sample():

@@ -76,6 +76,9 @@ def test_ttfs_loss_matches_formula_and_handles_silent_outputs():
     assert np.all(np.asarray(g)[~np.isfinite(t)] == 0.0)
     assert np.all(np.asarray(g)[np.isfinite(t)] != 0.0)
     np.testing.assert_array_equal(np.asarray(ttfs_predict(jnp.asarray(t))), [0, -1, 1])
+    # exact ties happen (two outputs crossing in one step): the lower index wins
+    tied = jnp.array([[4.0, 4.0, 9.0], [9.0, 4.0, 4.0], [np.inf, 2.0, 2.0]])
+    np.testing.assert_array_equal(np.asarray(ttfs_predict(tied)), [0, 1, 1])
 
 
 def test_silent_target_term_acts_only_where_the_target_never_spiked():
