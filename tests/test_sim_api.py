@@ -157,11 +157,11 @@ def test_bad_input_and_observation_times_are_refused_by_name():
     for bad in (-3.0, jnp.nan):
         with pytest.raises(Exception, match="input_times must be >= 0") as err:
             simulate(net, x.at[1].set(bad), 10.0)
-        assert "budget" not in str(err.value)
+        assert "max_events" not in str(err.value)
     for bad in (-2.0, jnp.nan, jnp.inf, 20.0):
         with pytest.raises(Exception, match="observation times must be finite, >= 0 and at most t_end") as err:
             simulate(net, x, 10.0, obs_times=jnp.array([5.0, bad]))
-        assert "budget" not in str(err.value)
+        assert "max_events" not in str(err.value)
     edge = simulate(net, x, 10.0, obs_times=jnp.array([10.0, 5.0]))  # t_end itself is fine
     assert np.all(np.isfinite(np.asarray(edge.observed["v"])))
 
