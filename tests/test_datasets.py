@@ -125,6 +125,11 @@ def test_encode_yinyang(splits):
         encode_yinyang(np.zeros((3, 5)))
     with pytest.raises(ValueError):
         encode_yinyang(features, t_min=10.0, t_max=5.0)
+    with pytest.raises(ValueError, match="0 <= t_min < t_max"):  # negative spike times
+        encode_yinyang(features, t_min=-5.0, t_max=30.0)
+    for bad in (-3.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="bias_time must be finite and >= 0"):
+            encode_yinyang(features, bias_time=bad)
 
 
 # --------------------------------------------------------------------------- IDX files and MNIST
