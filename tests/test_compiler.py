@@ -63,6 +63,14 @@ LIF = model(
         ("ms^-1", 1, (-1, 0, 0)),
         ("Hz", Fraction(1, 1000), (-1, 0, 0)),
         ("MOhm", 1, (0, 1, -1)),
+        # the other prefixes and base units (canonical: ms, mV, nA; so MOhm, uS, nF, pC)
+        ("GOhm", 1000, (0, 1, -1)),
+        ("kOhm", Fraction(1, 1000), (0, 1, -1)),
+        ("fF", Fraction(1, 10**6), (1, -1, 1)),
+        ("\u03bcS", 1, (0, -1, 1)),  # Greek mu
+        ("\u00b5S", 1, (0, -1, 1)),  # micro sign
+        ("C", 10**12, (1, 0, 1)),  # 1 A s = 1e9 nA * 1e3 ms
+        ("nC/ms", 1000, (0, 0, 1)),  # 1e-6 A
     ],
 )
 def test_unit_scales_are_exact(text, scale, dim):
