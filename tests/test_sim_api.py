@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from models_handwritten import LI, LIF, QIF  # noqa: E402
 
 import eventax_dsl  # noqa: E402
-from eventax_dsl.sim import FeedForward, Network, SimOptions, event_budget, trainable  # noqa: E402
+from eventax_dsl.sim import FeedForward, Network, SimOptions, event_budget, simulate, trainable  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 LIB_LIF, LIB_LI = (eventax_dsl.load(MODELS / f"{m}.neuron") for m in ("lif", "li"))
@@ -150,8 +150,6 @@ def test_state_at_readout_and_budget_sizing():
 def test_bad_input_and_observation_times_are_refused_by_name():
     """Not a budget error that says to raise max_events, which cannot help. An
     observation time after ``t_end`` was never reached and kept its NaN, with status OK."""
-    from eventax_dsl.sim import simulate
-
     net = FeedForward([LIB_LIF, LIB_LI], [3, 2], in_size=2, key=jr.key(3), dtype=jnp.float64)
     x = jnp.array([0.5, 1.0])
     for bad in (-3.0, jnp.nan):
